@@ -1,0 +1,10 @@
+"""Persistence: SQLAlchemy models, Alembic migrations and the database handle.
+
+This package knows nothing of actors or HTTP. The storage actor (``actors.storage``) owns a
+:class:`Database` and runs its jobs in worker threads.
+"""
+
+from .database import DEFAULT_DATABASE_URL, Database, redact_url
+from .models import Base, Channel
+
+__all__ = ["DEFAULT_DATABASE_URL", "Base", "Channel", "Database", "redact_url"]
