@@ -120,7 +120,11 @@ class ActorRef:
         """Send ``message`` or raise :class:`MailboxFull` / :class:`ActorStopped` at once."""
         self.actor.deliver_nowait(message)
 
-    async def ask(self, make: Callable[[Reply[Any]], object], timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
+    async def ask(
+        self,
+        make: Callable[[Reply[Any]], object],
+        timeout: float = DEFAULT_ASK_TIMEOUT,  # noqa: ASYNC109 - part of the request, as OTP's call
+    ) -> Any:
         """Send ``make(reply)`` and wait for the answer.
 
         Raises:
@@ -200,7 +204,9 @@ class Actor:
         """Handle one message. Must end in ``raise UnexpectedMessage`` for unknown ones."""
         raise UnexpectedMessage(f"{self.name} got {message!r}")
 
-    async def run(self, *, task_status: trio.TaskStatus[ActorRef] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[ActorRef] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """One incarnation: start, report the ref, handle messages until the mailbox closes."""
         await self.on_start()
         async with self.children():

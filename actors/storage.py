@@ -88,7 +88,11 @@ class StorageActor(Actor):
         }
 
 
-async def run_job(storage: ActorRef, job: Callable[[Session], T], timeout: float = STORAGE_TIMEOUT) -> T:
+async def run_job(
+    storage: ActorRef,
+    job: Callable[[Session], T],
+    timeout: float = STORAGE_TIMEOUT,  # noqa: ASYNC109 - forwarded to ``ask``
+) -> T:
     """Ask the storage actor to run ``job`` in a transaction and return its result."""
     result: T = await storage.ask(lambda reply: RunJob(job, reply), timeout=timeout)
     return result

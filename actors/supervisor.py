@@ -50,9 +50,11 @@ class Supervisable(Protocol):
     """What a supervisor can run: an :class:`~actors.actor.Actor` or another supervisor."""
 
     name: str
-    kind: str
     state: ActorState
     stats: ActorStats
+
+    @property
+    def kind(self) -> str: ...
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = ...) -> None: ...
 
@@ -129,7 +131,9 @@ class Supervisor:
         self._nursery: trio.Nursery | None = None
 
     # -- life ------------------------------------------------------------------------------
-    async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Start the initial children in order, then supervise until asked to stop."""
         self._stop_requested = trio.Event()
         try:
@@ -160,6 +164,12 @@ class Supervisor:
     def close_mailbox(self) -> None:
         """Ask for a graceful stop (same signal as an actor's mailbox closing)."""
         self._stop_requested.set()
+
+    def add(self, spec: ChildSpec) -> None:
+        """Add a child to start (in order) when the supervisor starts."""
+        if self._nursery is not None:
+            raise RuntimeError(f"{self.name} is running: use start_child")
+        self._initial.append(spec)
 
     async def start_child(self, spec: ChildSpec) -> Any:
         """Start ``spec`` under this supervisor; returns what the child reported as started."""

@@ -134,5 +134,6 @@ async def test_snapshot_reports_counts_depth_and_uptime(autojump_clock):
         assert child["restarts"] == 1
         assert child["lastError"] == {"type": "RuntimeError", "message": "bad input"}
         assert child["uptime"] == 2.0
-        assert tree["kind"] == "supervisor" and tree["state"] == "running"
+        assert tree["kind"] == "supervisor"
+        assert tree["state"] == "running"
         nursery.cancel_scope.cancel()

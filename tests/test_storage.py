@@ -15,7 +15,9 @@ from actors.storage import StorageActor, run_job
 from storage import Channel, Database
 
 
-def _channel(channel_id: str, user: str = "tel:+19585550100", correlator: str | None = None) -> Channel:
+def _channel(
+    channel_id: str, user: str = "tel:+19585550100", correlator: str | None = None
+) -> Channel:
     now = datetime.now(UTC)
     return Channel(
         id=channel_id, user_id=user, callback_id=f"cb-{channel_id}", channel_type="WebSockets",

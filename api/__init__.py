@@ -1,0 +1,1 @@
+"""HTTP and WebSocket edges (quart-trio), wire formats, OMA errors and the command line."""

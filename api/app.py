@@ -1,0 +1,16 @@
+"""The Quart (trio) application: blueprints and the error handlers every route shares."""
+
+from __future__ import annotations
+
+from quart_trio import QuartTrio
+
+from . import ops
+from .runtime import Services
+
+
+def create_app(services: Services) -> QuartTrio:
+    app = QuartTrio("tidings")
+    app.extensions["tidings"] = services
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.register_blueprint(ops.blueprint)
+    return app

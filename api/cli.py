@@ -1,0 +1,59 @@
+"""``tidings`` on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import trio
+
+from storage import DEFAULT_DATABASE_URL
+
+from .runtime import Settings, open_tidings
+
+log = logging.getLogger("tidings")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then stop everything in reverse order."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_tidings(settings) as services:
+            print(f"Tidings is serving on {services.public_url} "
+                  f"(database {services.database.dialect}); Ctrl+C stops it", flush=True)
+            async for received in signals:
+                log.info("received %s: shutting down", signal.Signals(received).name)
+                break
+    log.info("stopped")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tidings", description="OMA notification server")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="run the server")
+    run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    run.add_argument("--database-url", default=DEFAULT_DATABASE_URL,
+                     help="SQLAlchemy URL (default: sqlite:///tidings.db in the working "
+                          "directory; PostgreSQL: postgresql+psycopg://user@host/db)")
+    run.add_argument("--public-url", default=None,
+                     help="base of every URL the server hands out, e.g. https://push.example.com "
+                          "behind a proxy (default: the bound address)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        settings = Settings(host=args.host, port=args.port, database_url=args.database_url,
+                            public_url=args.public_url)
+        trio.run(serve, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

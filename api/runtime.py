@@ -1,0 +1,98 @@
+"""Assembles the actor tree and runs it: storage → router → subscriptions → http."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+from hypercorn.config import Config
+
+from actors import ActorRef, ChildSpec, Registry, Supervisor
+from actors.router import Router
+from actors.storage import StorageActor
+from actors.subscriptions import Subscriptions
+from storage import DEFAULT_DATABASE_URL, Database
+
+from .server import HttpServer
+
+log = logging.getLogger("tidings")
+
+#: Seconds each actor gets to finish by itself at shutdown before it is cancelled.
+SHUTDOWN_GRACE = 5.0
+
+
+@dataclass
+class Settings:
+    """Everything ``tidings serve`` can be told."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = DEFAULT_DATABASE_URL
+    #: base of every URL handed out; default: the address the server is bound to
+    public_url: str | None = None
+
+
+@dataclass
+class Services:
+    """What the HTTP layer talks to. Built once per server."""
+
+    settings: Settings
+    registry: Registry
+    database: Database
+    root: Supervisor
+    storage: ActorRef
+    router: Router
+    subscriptions: Subscriptions
+    http: HttpServer | None = None
+    bound_urls: list[str] = field(default_factory=list)
+
+    @property
+    def public_url(self) -> str:
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        if self.bound_urls:
+            return self.bound_urls[0]
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.accesslog = None
+    config.graceful_timeout = SHUTDOWN_GRACE
+    return config
+
+
+@asynccontextmanager
+async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
+    """Run a whole server (actors and HTTP) for the body of the ``async with``.
+
+    On exit every actor is stopped in reverse start order within its grace deadline.
+    """
+    from .app import create_app  # the app imports this module for Services
+
+    database = Database(settings.database_url)
+    await trio.to_thread.run_sync(database.migrate)
+    registry = Registry()
+    storage = StorageActor(database)
+    router = Router(registry)
+    subscriptions = Subscriptions(registry)
+    root = Supervisor("root", registry=registry, intensity=3, period=30.0)
+    services = Services(settings, registry, database, root, storage.ref, router, subscriptions)
+    http = HttpServer(create_app(services), hypercorn_config(settings),
+                      on_bound=services.bound_urls.extend)
+    services.http = http
+    for actor in (storage, router, subscriptions, http):
+        root.add(ChildSpec(actor, grace=SHUTDOWN_GRACE))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(root.run)
+            log.info("Tidings listening on %s (public URL %s)", services.bound_urls,
+                     services.public_url)
+            yield services
+            root.close_mailbox()
+    finally:
+        database.dispose()

@@ -1,0 +1,132 @@
+"""hypercorn's trio server, with each connection guarded, run as the ``http`` actor.
+
+hypercorn's own ``serve`` runs every connection handler in one nursery, so an exception in one
+connection (hypercorn issue 225: an upgrade request with trailing bytes ends in h11's
+``LocalProtocolError``) cancels the whole server. :class:`GuardedTCPServer` catches such an
+error, logs it and closes that connection only; :func:`serve_http` is hypercorn's
+``worker_serve`` for plain TCP listeners with that handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wrap_app
+
+from actors import Actor, ActorState
+
+log = logging.getLogger("tidings.http")
+
+
+class GuardedTCPServer(TCPServer):
+    """One connection. A protocol error in it closes it and nothing else."""
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        except Exception as error:  # an ExceptionGroup from hypercorn's per-connection nursery
+            log.warning("closed a connection after a protocol error: %r", _leaf(error))
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+
+def _leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+async def serve_http(
+    app: Any,
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` until ``shutdown_trigger`` returns; reports the bound URLs when listening."""
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    lifespan_state: dict[str, Any] = {}
+    lifespan = Lifespan(wrapped, config, lifespan_state)
+    context = WorkerContext(None)
+
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as connections:
+            sockets = config.create_sockets()
+            listeners = []
+            binds = []
+            for sock in sockets.insecure_sockets:
+                sock.listen(config.backlog)
+                listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+                binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+            task_status.started(binds)
+            handler = partial(
+                GuardedTCPServer, wrapped, config, context, ConnectionState(lifespan_state.copy())
+            )
+            try:
+                async with trio.open_nursery() as server:
+                    server.start_soon(raise_shutdown, shutdown_trigger)
+                    server.start_soon(partial(
+                        trio.serve_listeners, handler, listeners, handler_nursery=connections
+                    ))
+            except BaseExceptionGroup as group:
+                _, others = group.split(ShutdownError)
+                if others is not None:
+                    raise others from None
+            finally:
+                await context.terminated.set()
+                connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
+
+
+class HttpServer(Actor):
+    """The ``http`` actor: hypercorn serving the Quart app.
+
+    It takes no messages; closing its mailbox is the graceful shutdown signal (listeners close,
+    open connections get ``graceful_timeout`` to finish, then are cancelled).
+    """
+
+    kind = "http"
+    mailbox_capacity = 1
+
+    def __init__(self, app: Any, config: Config, *, name: str = "http",
+                 on_bound: Callable[[list[str]], None] | None = None) -> None:
+        super().__init__(name)
+        self.app = app
+        self.config = config
+        self.binds: list[str] = []
+        self._on_bound = on_bound
+        self._stop = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        self._stop = trio.Event()
+
+        async def serve(*, task_status: trio.TaskStatus[list[str]]) -> None:
+            await serve_http(self.app, self.config, shutdown_trigger=self._stop.wait,
+                             task_status=task_status)
+
+        async with trio.open_nursery() as nursery:
+            self.binds = await nursery.start(serve)
+            if self._on_bound is not None:
+                self._on_bound(self.binds)
+            self.state = ActorState.RUNNING
+            self.stats.started_at = trio.current_time()
+            task_status.started(self.binds)
+
+    def close_mailbox(self) -> None:
+        super().close_mailbox()
+        self._stop.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**super().snapshot(), "listening": self.binds}
