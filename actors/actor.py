@@ -75,19 +75,20 @@ class Reply(Generic[T]):
 
     _send: trio.MemorySendChannel[tuple[bool, Any]]
 
-    def send(self, value: T) -> None:
-        """Answer the request with ``value``."""
-        self._put(True, value)
+    def send(self, value: T) -> bool:
+        """Answer the request with ``value``; ``False`` if the asker is no longer waiting."""
+        return self._put(True, value)
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> bool:
         """Answer the request with an error, raised in the asker."""
-        self._put(False, error)
+        return self._put(False, error)
 
-    def _put(self, ok: bool, value: Any) -> None:
+    def _put(self, ok: bool, value: Any) -> bool:
         try:
             self._send.send_nowait((ok, value))
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # already answered, or the asker gave up (timeout): nobody to tell
+            return False  # already answered, or the asker gave up (timeout, cancelled)
+        return True
 
 
 @dataclass
@@ -200,6 +201,9 @@ class Actor:
         """Run child supervisors beside the loop. Default: none."""
         yield
 
+    async def on_started(self) -> None:
+        """Called once :meth:`children` run, before the first message. Default: nothing."""
+
     async def handle(self, message: object) -> None:
         """Handle one message. Must end in ``raise UnexpectedMessage`` for unknown ones."""
         raise UnexpectedMessage(f"{self.name} got {message!r}")
@@ -210,17 +214,29 @@ class Actor:
         """One incarnation: start, report the ref, handle messages until the mailbox closes."""
         await self.on_start()
         async with self.children():
+            await self.on_started()
             self.state = ActorState.RUNNING
             self.stats.started_at = trio.current_time()
             task_status.started(self.ref)
             await self._loop()
 
+    def next_deadline(self) -> float:
+        """When :meth:`on_deadline` is due (``trio.current_time()`` scale). Default: never."""
+        return math.inf
+
+    async def on_deadline(self) -> None:
+        """Called from the run loop once :meth:`next_deadline` has passed (timers)."""
+
     async def _loop(self) -> None:
         while True:
-            try:
-                message = await self._receive.receive()
-            except trio.EndOfChannel:
-                return
+            with trio.move_on_at(self.next_deadline()) as timer:
+                try:
+                    message = await self._receive.receive()
+                except trio.EndOfChannel:
+                    return
+            if timer.cancelled_caught:
+                await self.on_deadline()
+                continue
             self.stats.received += 1
             try:
                 await self.handle(message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart_trio import QuartTrio
 
-from . import ops
+from . import channels, errors, ops, websocket
 from .runtime import Services
 
 
@@ -13,4 +13,7 @@ def create_app(services: Services) -> QuartTrio:
     app.extensions["tidings"] = services
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(channels.blueprint)
+    app.register_blueprint(websocket.blueprint)
+    errors.install(app)
     return app

@@ -11,6 +11,7 @@ import trio
 from hypercorn.config import Config
 
 from actors import ActorRef, ChildSpec, Registry, Supervisor
+from actors.channel import ChannelPolicy
 from actors.router import Router
 from actors.storage import StorageActor
 from actors.subscriptions import Subscriptions
@@ -33,6 +34,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     #: base of every URL handed out; default: the address the server is bound to
     public_url: str | None = None
+    channel_policy: ChannelPolicy = field(default_factory=ChannelPolicy)
 
 
 @dataclass
@@ -73,12 +75,14 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
     On exit every actor is stopped in reverse start order within its grace deadline.
     """
     from .app import create_app  # the app imports this module for Services
+    from .codecs.notifications import NotificationCodec
 
     database = Database(settings.database_url)
     await trio.to_thread.run_sync(database.migrate)
     registry = Registry()
     storage = StorageActor(database)
-    router = Router(registry)
+    router = Router(registry, storage.ref, codec=NotificationCodec(),
+                    policy=settings.channel_policy)
     subscriptions = Subscriptions(registry)
     root = Supervisor("root", registry=registry, intensity=3, period=30.0)
     services = Services(settings, registry, database, root, storage.ref, router, subscriptions)

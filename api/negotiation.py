@@ -1,0 +1,81 @@
+"""Content negotiation: request bodies in (JSON, XML, form), responses out (JSON or XML)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quart import Response, request
+
+from .codecs.xml import XmlError, build, parse_element, to_xml_bytes
+
+JSON = "application/json"
+XML = "application/xml"
+FORM = "application/x-www-form-urlencoded"
+
+
+class NotAcceptable(Exception):
+    """The ``Accept`` header allows neither JSON nor XML."""
+
+
+def choose_format(*, strict: bool = True) -> str:
+    """JSON or XML for the response. JSON when ``Accept`` is absent or a wildcard.
+
+    With ``strict=False`` (error bodies) an unacceptable ``Accept`` falls back to JSON.
+    """
+    if not request.headers.get("Accept", "").strip():
+        return JSON
+    accept = request.accept_mimetypes
+    q_json, q_xml = accept[JSON], max(accept[XML], accept["text/xml"])
+    if q_json <= 0 and q_xml <= 0:
+        if strict:
+            raise NotAcceptable(request.headers["Accept"])
+        return JSON
+    return JSON if q_json >= q_xml else XML
+
+
+def render(body: dict[str, Any], fmt: str, *, status: int = 200,
+           namespaces: dict[str, str], types: dict[str, str] | None = None,
+           headers: dict[str, str] | None = None) -> Response:
+    """A response holding ``body`` (one root key) as JSON or as XML.
+
+    ``namespaces`` maps the root's prefix to its namespace (``{"nc": NC_NS}``); the root element
+    is qualified, its children are not (as in the spec's examples).
+    """
+    if fmt == JSON:
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    else:
+        ((root, value),) = body.items()
+        ((prefix, namespace),) = namespaces.items()
+        nsmap: dict[str | None, str] = {prefix: namespace}
+        if types:
+            nsmap["xsi"] = "http://www.w3.org/2001/XMLSchema-instance"
+        element = build(f"{{{namespace}}}{root}", value, nsmap=nsmap, types=types)
+        data = to_xml_bytes(element)
+    response = Response(data, status=status, content_type=f"{fmt}; charset=utf-8")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def body_format() -> str:
+    """The format of the request body, from ``Content-Type`` (``None`` if there is no body)."""
+    mimetype = request.mimetype
+    if mimetype in (JSON,) or mimetype.endswith("+json"):
+        return JSON
+    if mimetype in (XML, "text/xml") or mimetype.endswith("+xml"):
+        return XML
+    if mimetype == FORM:
+        return FORM
+    return mimetype or ""
+
+
+def decode_json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"malformed JSON: {error}") from None
+
+
+__all__ = ["FORM", "JSON", "XML", "NotAcceptable", "XmlError", "body_format", "choose_format",
+           "decode_json", "parse_element", "render"]
