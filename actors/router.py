@@ -82,12 +82,10 @@ class Router(ParentActor):
         return actor if isinstance(actor, ChannelActor) and not actor.gone else None
 
     def channels_of(self, user_id: str) -> list[ChannelView]:
-        found = []
-        for name in self.registry.names("channel:"):
-            actor = self.registry.lookup(name)
-            if isinstance(actor, ChannelActor) and not actor.gone and actor.info.user_id == user_id:
-                found.append(ChannelView(actor.info, actor.remaining()))
-        return found
+        """The user's live channels, oldest first."""
+        return [ChannelView(actor.info, actor.remaining()) for actor in self.supervisor.targets()
+                if isinstance(actor, ChannelActor) and not actor.gone
+                and actor.info.user_id == user_id]
 
     # -- life ------------------------------------------------------------------------------
     async def on_started(self) -> None:

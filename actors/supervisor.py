@@ -195,6 +195,10 @@ class Supervisor:
         if child is not None:
             await self._stop_one(child)
 
+    def targets(self) -> list[Supervisable]:
+        """The children, in the order they were started."""
+        return [child.target for child in self._children.values()]
+
     def child(self, name: str) -> Supervisable | None:
         child = self._children.get(name)
         return None if child is None else child.target

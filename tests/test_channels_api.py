@@ -7,6 +7,7 @@ import json
 
 import httpx
 import pytest
+import trio
 
 from tests.channel_helpers import (
     ACR_PATH,
@@ -340,11 +341,20 @@ async def test_unsupported_content_type_is_415(client):
 
 
 async def test_oversized_body_is_413(client):
-    huge = json.dumps({"notificationChannel": {"channelType": "WebSockets",
-                                               "applicationTag": "x" * 2_000_000}})
-    response = await client.post(CHANNELS, content=huge,
-                                 headers={"Content-Type": "application/json"})
-    assert error_of(response)[:2] == (413, "SVC0001")
+    # a raw socket: the server answers from the headers, before the 2 MB arrive
+    size = 2_000_000
+    port = int(client.services.bound_urls[0].rsplit(":", 1)[1])
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        await stream.send_all(
+            f"POST {CHANNELS} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {size}\r\n\r\n".encode() + b'{"notificationChannel": {')
+        answer = b""
+        with trio.fail_after(5):
+            while b"}}}" not in answer:
+                answer += await stream.receive_some(4096)
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 413")
+    assert json.loads(body)["requestError"]["serviceException"]["messageId"] == "SVC0001"
     assert await _list_ids(client) == []
 
 
