@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--public-url", default=None,
                      help="base of every URL the server hands out, e.g. https://push.example.com "
                           "behind a proxy (default: the bound address)")
+    listen = commands.add_parser(
+        "listen", help="print the notifications of a WebSockets channel (answers connCheck)")
+    listen.add_argument("channel_url", help="the channel's channelURL (ws://...)")
+    listen.add_argument("--count", type=int, default=None,
+                        help="exit after this many notification frames")
     return parser
 
 
@@ -52,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(host=args.host, port=args.port, database_url=args.database_url,
                             public_url=args.public_url)
         trio.run(serve, settings)
+    elif args.command == "listen":
+        from .listen import run
+
+        return run(args.channel_url, args.count)
     return 0
 
 

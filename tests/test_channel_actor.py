@@ -170,7 +170,7 @@ async def test_a_poll_whose_client_left_gives_its_batch_back(harness, autojump_c
     assert numbers(frame) == [1]
 
 
-async def test_the_server_checks_the_connection_and_closes_it_when_unanswered(harness, autojump_clock):
+async def test_an_unanswered_server_conn_check_closes_the_connection(harness, autojump_clock):
     actor = await harness.channel(lifetime=7200)
     t0 = trio.current_time()
     session = await attach(actor)
@@ -207,7 +207,7 @@ async def test_a_client_conn_check_is_acked_with_the_lifetime_reset(harness, aut
     assert (await actor.ref.ask(Describe)).remaining == 300
 
 
-async def test_takeover_closes_the_old_connection_and_resends_its_unconfirmed_batch(harness, autojump_clock):
+async def test_takeover_closes_the_old_one_and_resends_its_unsent_batch(harness, autojump_clock):
     actor = await harness.channel()
     first = await attach(actor)
     actor.offer([note(1), note(2)])
@@ -236,6 +236,7 @@ async def test_a_failed_write_goes_back_to_the_head_of_the_queue(harness, autoju
         got += numbers(frame.text)
         await actor.ref.tell(Sent(again))
     assert got == [1, 2, 3, 4]
+    await trio.testing.wait_all_tasks_blocked()
     assert actor.admitted == 0
 
 

@@ -1,0 +1,48 @@
+"""``tidings listen CHANNEL_URL``: a small WebSocket client for a Notification Channel.
+
+It offers the OMA subprotocol, prints every frame on its own line, answers the server's
+connCheck with a connAck, and exits when the server closes the channel.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+from .codecs.notifications import client_message
+from .websocket import SUBPROTOCOL
+
+
+async def listen(url: str, *, count: int | None = None) -> int:
+    """Print notifications from ``url``; after ``count`` frames (if given) return 0."""
+    async with open_websocket_url(url, subprotocols=[SUBPROTOCOL]) as ws:
+        print(f"connected to {url} ({ws.subprotocol})", file=sys.stderr, flush=True)
+        received = 0
+        try:
+            while count is None or received < count:
+                message = await ws.get_message()
+                root, fmt = client_message(message)
+                if root == "connCheck":
+                    await ws.send_message('{"connAck": {}}' if fmt == "json" else
+                                          f'<nc:connAck xmlns:nc="{_NC}"/>')
+                    continue
+                print(message, flush=True)
+                received += 1
+        except ConnectionClosed as closed:
+            reason = closed.reason
+            print(f"closed by the server: {reason.code} {reason.reason or ''}".rstrip(),
+                  file=sys.stderr, flush=True)
+            return 0 if reason.code in (1000, 4000, 4002) else 1
+    return 0
+
+
+_NC = "urn:oma:xml:rest:netapi:notificationchannel:1"
+
+
+def run(url: str, count: int | None = None) -> int:
+    try:
+        return trio.run(lambda: listen(url, count=count))
+    except KeyboardInterrupt:
+        return 0
