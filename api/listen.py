@@ -31,10 +31,10 @@ async def listen(url: str, *, count: int | None = None) -> int:
                 print(message, flush=True)
                 received += 1
         except ConnectionClosed as closed:
-            reason = closed.reason
-            print(f"closed by the server: {reason.code} {reason.reason or ''}".rstrip(),
-                  file=sys.stderr, flush=True)
-            return 0 if reason.code in (1000, 4000, 4002) else 1
+            code = closed.reason.code if closed.reason else 1006
+            text = (closed.reason.reason if closed.reason else None) or ""
+            print(f"closed by the server: {code} {text}".rstrip(), file=sys.stderr, flush=True)
+            return 0 if code in (1000, 4000, 4002) else 1
     return 0
 
 
