@@ -67,11 +67,13 @@ class StorageActor(Actor):
             case _:
                 raise UnexpectedMessage(f"{self.name} got {message!r}")
 
+    async def execute(self, job: Callable[[Session], T]) -> T:
+        """Run one job in a worker thread (the only blocking work the server does)."""
+        return await trio.to_thread.run_sync(self.database.run, job, limiter=self._limiter)
+
     async def _run(self, message: RunJob) -> None:
         try:
-            result = await trio.to_thread.run_sync(
-                self.database.run, message.job, limiter=self._limiter
-            )
+            result = await self.execute(message.job)
         except Exception as error:
             message.reply.fail(error)
         else:

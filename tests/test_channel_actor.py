@@ -37,15 +37,8 @@ from storage import Channel, Database
 class InlineStorage(StorageActor):
     """Runs each job on the trio thread: virtual time does not move while the database works."""
 
-    async def _run(self, message) -> None:
-        try:
-            result = self.database.run(message.job)
-        except Exception as error:
-            message.reply.fail(error)
-        else:
-            message.reply.send(result)
-        finally:
-            self._slots.release()
+    async def execute(self, job):
+        return self.database.run(job)
 
 
 class Harness:
