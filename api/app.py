@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart_trio import QuartTrio
 
-from . import channels, errors, ops, websocket
+from . import channels, errors, nms, nms_subscriptions, ops, websocket
 from .runtime import Services
 
 
@@ -15,5 +15,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(channels.blueprint)
     app.register_blueprint(websocket.blueprint)
+    app.register_blueprint(nms.blueprint)
+    app.register_blueprint(nms_subscriptions.blueprint)
     errors.install(app)
     return app

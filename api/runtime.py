@@ -14,6 +14,7 @@ from actors import ActorRef, ChildSpec, Registry, Supervisor
 from actors.channel import ChannelPolicy
 from actors.router import Router
 from actors.storage import StorageActor
+from actors.store import Store
 from actors.subscriptions import Subscriptions
 from storage import DEFAULT_DATABASE_URL, Database
 
@@ -48,16 +49,21 @@ class Services:
     storage: ActorRef
     router: Router
     subscriptions: Subscriptions
+    store: Store
     http: HttpServer | None = None
     bound_urls: list[str] = field(default_factory=list)
 
     @property
     def public_url(self) -> str:
-        if self.settings.public_url:
-            return self.settings.public_url.rstrip("/")
-        if self.bound_urls:
-            return self.bound_urls[0]
-        return f"http://{self.settings.host}:{self.settings.port}"
+        return self.base_url(self.settings, self.bound_urls)
+
+    @staticmethod
+    def base_url(settings: Settings, bound_urls: list[str]) -> str:
+        if settings.public_url:
+            return settings.public_url.rstrip("/")
+        if bound_urls:
+            return bound_urls[0]
+        return f"http://{settings.host}:{settings.port}"
 
 
 def hypercorn_config(settings: Settings) -> Config:
@@ -75,7 +81,9 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
     On exit every actor is stopped in reverse start order within its grace deadline.
     """
     from .app import create_app  # the app imports this module for Services
+    from .codecs.nms import EventListEncoder, Urls
     from .codecs.notifications import NotificationCodec
+    from .notify import NotifyUrlDelivery
 
     database = Database(settings.database_url)
     await trio.to_thread.run_sync(database.migrate)
@@ -83,9 +91,17 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
     storage = StorageActor(database)
     router = Router(registry, storage.ref, codec=NotificationCodec(),
                     policy=settings.channel_policy)
-    subscriptions = Subscriptions(registry)
+    bound: list[str] = []
+
+    def public_url() -> str:
+        return Services.base_url(settings, bound)
+
+    delivery = NotifyUrlDelivery(router, public_url)
+    subscriptions = Subscriptions(registry, storage.ref,
+                                  encoder=EventListEncoder(Urls(public_url)), notify=delivery)
     root = Supervisor("root", registry=registry, intensity=3, period=30.0)
-    services = Services(settings, registry, database, root, storage.ref, router, subscriptions)
+    services = Services(settings, registry, database, root, storage.ref, router, subscriptions,
+                        store=Store(storage.ref, subscriptions.ref), bound_urls=bound)
     http = HttpServer(create_app(services), hypercorn_config(settings),
                       on_bound=services.bound_urls.extend)
     services.http = http
@@ -99,4 +115,6 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
             yield services
             root.close_mailbox()
     finally:
+        await delivery.aclose()
         database.dispose()
+

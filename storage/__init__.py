@@ -5,6 +5,7 @@ This package knows nothing of actors or HTTP. The storage actor (``actors.storag
 """
 
 from .database import DEFAULT_DATABASE_URL, Database, redact_url
-from .models import Base, Channel
+from .models import Base, Box, Channel, Folder, StoredObject, Subscription
 
-__all__ = ["DEFAULT_DATABASE_URL", "Base", "Channel", "Database", "redact_url"]
+__all__ = ["DEFAULT_DATABASE_URL", "Base", "Box", "Channel", "Database", "Folder", "StoredObject",
+           "Subscription", "redact_url"]

@@ -1,0 +1,316 @@
+"""``subscription:<id>``: turns the committed changes of one box into ``nmsEventList``s and
+delivers them to the notifyURL, in order, each with the next ``index`` and a restartToken.
+
+Messages: Changes, ReplayBatch, ReplayDone, Update, DescribeSubscription, Cancel, TargetIsGone.
+Overflow policy: BLOCK — the box's writers wait rather than a change being dropped.
+Replay (§5.1.4.3): an update or creation with a restartToken starts ``replay:<id>``, a
+temporary child that streams the box's state after that point, in sequence order and in pages,
+up to a snapshot position. Live changes arriving meanwhile are held; at hand-over those the
+replay already covered (``lastModSeq`` ≤ snapshot) are dropped and the rest follow, so nothing is
+lost or reordered (an item may be reported twice, which §5.1.4.4 allows).
+Delivery runs in a child task, one event list at a time, retried with backoff; a target that
+is gone ends the subscription.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import trio
+
+from storage import Subscription as SubscriptionRow
+from storage.nms import Committed, ItemState, Position, changes_between, position
+
+from .actor import Actor, ActorRef, Reply, UnexpectedMessage
+from .storage import run_job
+from .supervisor import ChildSpec, Restart, Supervisor
+
+log = logging.getLogger("tidings.subscription")
+
+#: events per nmsEventList during a replay (one write per page, not one per change)
+REPLAY_PAGE = 100
+#: event lists waiting for delivery before the subscription stops taking changes
+DELIVERY_QUEUE = 256
+#: retry delays for a notifyURL that fails (5xx, refused connection, full channel), capped
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+
+
+class TargetGone(Exception):
+    """The notifyURL answered that it no longer exists (404): the subscription ends."""
+
+
+class RetryLater(Exception):
+    """The notifyURL could not take the notification now."""
+
+
+Deliver = Callable[[str, str, str], Awaitable[None]]
+
+
+class EventEncoder(Protocol):
+    def event_list(self, info: SubscriptionInfo, events: Sequence[ItemState] | None,
+                   index: int, token: Position) -> str: ...
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    id: str
+    store: str
+    box: str
+    box_pk: int
+    notify_url: str
+    callback_data: str | None
+    fmt: str
+    duration: int
+    client_correlator: str | None
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    info: SubscriptionInfo
+    index: int
+    restart_token: str
+    remaining: int
+
+
+@dataclass(frozen=True)
+class Changes:
+    committed: Committed
+
+
+@dataclass(frozen=True)
+class ReplayBatch:
+    events: tuple[ItemState, ...]
+    upto: Position
+
+
+@dataclass(frozen=True)
+class ReplayDone:
+    snapshot: Position
+
+
+@dataclass(frozen=True)
+class Update:
+    duration: int | None
+    restart: Position | None
+    reply: Reply[SubscriptionView]
+
+
+@dataclass(frozen=True)
+class DescribeSubscription:
+    reply: Reply[SubscriptionView]
+
+
+@dataclass(frozen=True)
+class Cancel:
+    reply: Reply[None]
+
+
+@dataclass(frozen=True)
+class TargetIsGone:
+    """The delivery task found the notifyURL gone."""
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    text: str
+    index: int
+    token: Position
+
+
+class SubscriptionActor(Actor):
+    kind = "subscription"
+    mailbox_capacity = 1024
+
+    def __init__(self, info: SubscriptionInfo, *, start: Position, next_index: int,
+                 replay_from: Position | None, storage: ActorRef, encoder: EventEncoder,
+                 notify: Deliver, on_end: Callable[[SubscriptionActor], None]) -> None:
+        super().__init__(f"subscription:{info.id}")
+        self.info = info
+        self.position = start
+        self.next_index = next_index
+        self.storage = storage
+        self.encoder = encoder
+        self.notify = notify
+        self.on_end = on_end
+        self.expires_at = trio.current_time() + info.duration
+        self.replay_from = replay_from
+        self.held: list[Committed] | None = None
+        self.replays = Supervisor(f"replays:{info.id}", intensity=1, period=1.0, escalate=False)
+        self._out_send, self._out_receive = trio.open_memory_channel[_Outgoing](DELIVERY_QUEUE)
+        self.ended = False
+
+    @asynccontextmanager
+    async def children(self) -> AsyncIterator[None]:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.replays.run)
+            nursery.start_soon(self._deliver_loop)
+            yield
+            self.replays.close_mailbox()
+            nursery.cancel_scope.cancel()
+
+    async def on_started(self) -> None:
+        if self.replay_from is not None:
+            start, self.replay_from = self.replay_from, None
+            await self._start_replay(start)
+
+    def next_deadline(self) -> float:
+        return self.expires_at
+
+    async def on_deadline(self) -> None:
+        await self._end("expired")
+
+    async def handle(self, message: object) -> None:
+        match message:
+            case Changes(committed):
+                if self.held is not None:
+                    self.held.append(committed)
+                else:
+                    await self._emit(committed.changes, committed.position)
+            case ReplayBatch(events, upto):
+                await self._emit(events, upto)
+            case ReplayDone(snapshot):
+                held, self.held = self.held or [], None
+                for committed in held:
+                    fresh = [e for e in committed.changes if e.last_mod_seq > snapshot.seq]
+                    await self._emit(fresh, committed.position)
+                if self.position.seq < snapshot.seq:
+                    self.position = snapshot
+            case Update(duration, restart, reply):
+                if duration is not None:
+                    self.info = replace(self.info, duration=duration)
+                    self.expires_at = trio.current_time() + duration
+                if restart is not None:
+                    await self._start_replay(restart)
+                await self._save()
+                reply.send(self.view())
+            case DescribeSubscription(reply):
+                reply.send(self.view())
+            case Cancel(reply):
+                await self._end("cancelled")
+                reply.send(None)
+            case TargetIsGone():
+                await self._end(f"ended: {self.info.notify_url} is gone")
+            case _:
+                raise UnexpectedMessage(f"{self.name} got {message!r}")
+
+    def view(self) -> SubscriptionView:
+        remaining = max(0, math.ceil(self.expires_at - trio.current_time()))
+        return SubscriptionView(self.info, self.next_index, str(self.position), remaining)
+
+    async def _emit(self, events: Sequence[ItemState], upto: Position) -> None:
+        """Queue one nmsEventList for ``events`` (nothing if empty) and move the position."""
+        if upto.validity == self.position.validity and upto.seq > self.position.seq:
+            self.position = upto
+        if not events:
+            return
+        index = self.next_index
+        self.next_index += 1
+        text = self.encoder.event_list(self.info, events, index, self.position)
+        await self._out_send.send(_Outgoing(text, index, self.position))
+
+    async def _start_replay(self, start: Position) -> None:
+        if self.held is None:
+            self.held = []
+        worker = ReplayWorker(self.info, start, self.storage, self.ref)
+        name = worker.name
+        if self.replays.child(name) is not None:
+            await self.replays.stop_child(name)
+        await self.replays.start_child(ChildSpec(worker, Restart.TEMPORARY, grace=1.0))
+
+    async def _deliver_loop(self) -> None:
+        async for outgoing in self._out_receive:
+            delay = RETRY_FIRST
+            while True:
+                try:
+                    await self.notify(self.info.notify_url, self.info.fmt, outgoing.text)
+                    break
+                except TargetGone:
+                    await self.ref.tell(TargetIsGone())
+                    return
+                except RetryLater as error:
+                    log.warning("%s: delivery failed (%s); retrying in %.1f s", self.name,
+                                error, delay)
+                    await trio.sleep(delay)
+                    delay = min(RETRY_MAX, delay * 2)
+
+    async def _save(self) -> None:
+        info, index, token = self.info, self.next_index, str(self.position)
+
+        def save(session: Any) -> None:
+            row = session.get(SubscriptionRow, info.id)
+            if row is not None:
+                row.duration, row.next_index, row.restart_token = info.duration, index, token
+
+        await run_job(self.storage, save)
+
+    async def _end(self, why: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.expires_at = math.inf
+        subscription_id = self.info.id
+
+        def delete(session: Any) -> None:
+            row = session.get(SubscriptionRow, subscription_id)
+            if row is not None:
+                session.delete(row)
+
+        log.info("%s %s", self.name, why)
+        try:
+            await run_job(self.storage, delete)
+        finally:
+            self.on_end(self)
+            self.close_mailbox()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**super().snapshot(), "index": self.next_index,
+                "restartToken": str(self.position), "replaying": self.held is not None,
+                "children": self.replays.child_snapshots()}
+
+
+class ReplayWorker(Actor):
+    """``replay:<id>``: pages through the box after ``start`` up to a snapshot, then reports."""
+
+    kind = "replay"
+    mailbox_capacity = 1
+
+    def __init__(self, info: SubscriptionInfo, start: Position, storage: ActorRef,
+                 subscriber: ActorRef) -> None:
+        super().__init__(f"replay:{info.id}")
+        self.info = info
+        self.start = start
+        self.storage = storage
+        self.subscriber = subscriber
+        self.sent = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        from .actor import ActorState
+
+        self.state = ActorState.RUNNING
+        self.stats.started_at = trio.current_time()
+        task_status.started(self.ref)
+        info = self.info
+        snapshot = await run_job(self.storage, lambda s: position(s, info.store, info.box))
+        after = self.start.seq if self.start.validity == snapshot.validity else 0
+        while after < snapshot.seq:
+            page = await run_job(self.storage, _page(info.box_pk, after, snapshot.seq))
+            if not page:
+                break
+            after = page[-1].last_mod_seq
+            self.sent += len(page)
+            await self.subscriber.tell(ReplayBatch(tuple(page), Position(snapshot.validity, after)))
+        await self.subscriber.tell(ReplayDone(snapshot))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**super().snapshot(), "from": str(self.start), "sent": self.sent}
+
+
+def _page(box_pk: int, after: int, upto: int) -> Callable[[Any], list[ItemState]]:
+    def read(session: Any) -> list[ItemState]:
+        return changes_between(session, box_pk, after, upto, REPLAY_PAGE)
+    return read

@@ -1,0 +1,88 @@
+"""NMS representations (objects, flags, subscriptions, event lists) as Common-JSON dicts, and
+the ``nmsEventList`` encoder the subscription actors use. Numbers stay JSON numbers here, as
+in the NMS spec's Appendix D."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from actors.subscription import SubscriptionInfo, SubscriptionView
+from storage.nms import ItemState, Position
+
+from .xml import build, to_xml_bytes
+
+NMS_NS = "urn:oma:xml:rest:netapi:nms:1"
+
+
+class Urls:
+    """Every URL the store hands out, from the public base (known once the server is bound)."""
+
+    def __init__(self, public_url: Callable[[], str]) -> None:
+        self.public_url = public_url
+
+    def box(self, store: str, box: str) -> str:
+        return f"{self.public_url()}/nms/v1/{quote(store, safe='')}/{quote(box, safe='')}"
+
+    def object(self, store: str, box: str, object_id: str) -> str:
+        return f"{self.box(store, box)}/objects/{object_id}"
+
+    def folder(self, store: str, box: str, folder_id: str | None) -> str:
+        return "" if folder_id is None else f"{self.box(store, box)}/folders/{folder_id}"
+
+    def subscription(self, store: str, box: str, subscription_id: str) -> str:
+        return f"{self.box(store, box)}/subscriptions/{subscription_id}"
+
+
+def event(urls: Urls, store: str, box: str, state: ItemState) -> dict[str, Any]:
+    if state.kind == "object":
+        url = urls.object(store, box, state.id)
+        if state.deleted:
+            return {"deletedObject": {"resourceURL": url, "lastModSeq": state.last_mod_seq}}
+        return {"changedObject": {"parentFolder": urls.folder(store, box, state.parent_id),
+                                  "flags": {"flag": list(state.flags)}, "resourceURL": url,
+                                  "lastModSeq": state.last_mod_seq}}
+    url = urls.folder(store, box, state.id)
+    if state.deleted:
+        return {"deletedFolder": {"resourceURL": url, "lastModSeq": state.last_mod_seq}}
+    return {"changedFolder": {"parentFolder": urls.folder(store, box, state.parent_id),
+                              "resourceURL": url, "name": state.name or "",
+                              "lastModSeq": state.last_mod_seq}}
+
+
+class EventListEncoder:
+    """``nmsEventList`` in the subscription's notificationFormat (JSON or XML), encoded once."""
+
+    def __init__(self, urls: Urls) -> None:
+        self.urls = urls
+
+    def event_list(self, info: SubscriptionInfo, events: Sequence[ItemState] | None,
+                   index: int, token: Position) -> str:
+        body: dict[str, Any] = {
+            "nmsEvent": [event(self.urls, info.store, info.box, e) for e in events or ()]}
+        if info.callback_data is not None:
+            body["callbackData"] = info.callback_data
+        body.update(index=index, restartToken=str(token), link=[{
+            "rel": "NmsSubscription",
+            "href": self.urls.subscription(info.store, info.box, info.id)}])
+        if info.fmt == "xml":
+            element = build(f"{{{NMS_NS}}}nmsEventList", body, nsmap={"nms": NMS_NS})
+            return to_xml_bytes(element).decode()
+        return json.dumps({"nmsEventList": body}, ensure_ascii=False, separators=(",", ":"))
+
+
+def subscription_body(urls: Urls, view: SubscriptionView) -> dict[str, Any]:
+    info = view.info
+    callback: dict[str, Any] = {"notifyURL": info.notify_url}
+    if info.callback_data is not None:
+        callback["callbackData"] = info.callback_data
+    if info.fmt == "xml":
+        callback["notificationFormat"] = "XML"
+    body: dict[str, Any] = {"callbackReference": callback, "duration": view.remaining}
+    if info.client_correlator is not None:
+        body["clientCorrelator"] = info.client_correlator
+    body.update(resourceURL=urls.subscription(info.store, info.box, info.id), index=view.index,
+                restartToken=view.restart_token)
+    return body

@@ -1,0 +1,239 @@
+"""The message store's unit of work (NMS §5.1.4.2, §5.1.4.4), run inside one transaction.
+
+Every tracked change takes the box's next mod-sequence in the same transaction as the change;
+that number is the item's ``lastModSeq``. A change that changes nothing takes none. Deleted
+items stay as tombstones, so "everything after sequence N" is a query on current state
+(the spec's implementation note, §5.1.4.3.1) and needs no per-client storage.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .models import Box, Folder, StoredObject
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """An object or folder as a change notification reports it (its state after the change)."""
+
+    kind: str  # "object" or "folder"
+    id: str
+    last_mod_seq: int
+    deleted: bool = False
+    parent_id: str | None = None
+    flags: tuple[str, ...] = ()
+    name: str | None = None
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    created_seq: int = 0
+
+
+@dataclass(frozen=True)
+class Position:
+    """A point in a box's stream of changes; ``str()`` is the restartToken."""
+
+    validity: int
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.validity}-{self.seq}"
+
+    @classmethod
+    def parse(cls, token: str) -> Position:
+        """Raises ValueError for anything this server did not hand out."""
+        validity, _, seq = token.partition("-")
+        if not (validity.isdigit() and seq.isdigit()) or len(token) > 40:
+            raise ValueError(f"not a restartToken: {token!r}")
+        return cls(int(validity), int(seq))
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What one transaction changed in one box, in sequence order."""
+
+    store: str
+    box: str
+    box_pk: int
+    changes: tuple[ItemState, ...]
+    position: Position
+
+
+@dataclass
+class BoxWork:
+    """The box a unit of work acts on, and the changes it records."""
+
+    session: Session
+    box: Box
+    changes: list[ItemState] = field(default_factory=list)
+
+    def next_seq(self) -> int:
+        self.box.seq += 1
+        return self.box.seq
+
+    def committed(self) -> Committed:
+        return Committed(self.box.store_name, self.box.box_id, self.box.pk,
+                         tuple(self.changes), Position(self.box.validity, self.box.seq))
+
+
+class NotFound(LookupError):
+    """No such (live) object or folder in this box."""
+
+
+def open_box(session: Session, store: str, box_id: str, *, create: bool = True) -> BoxWork | None:
+    """The box, created on first use (and locked for this transaction on PostgreSQL)."""
+    query = sa.select(Box).where(Box.store_name == store, Box.box_id == box_id)
+    box = session.scalar(query.with_for_update())
+    if box is None:
+        if not create:
+            return None
+        box = Box(store_name=store, box_id=box_id, seq=0, validity=1)
+        session.add(box)
+        session.flush()
+    return BoxWork(session, box)
+
+
+def position(session: Session, store: str, box_id: str) -> Position:
+    box = session.scalar(sa.select(Box).where(Box.store_name == store, Box.box_id == box_id))
+    return Position(1, 0) if box is None else Position(box.validity, box.seq)
+
+
+# -- folders -------------------------------------------------------------------------------
+def folder_state(folder: Folder) -> ItemState:
+    return ItemState("folder", folder.id, folder.last_mod_seq, folder.deleted,
+                     parent_id=folder.parent_id, name=folder.name)
+
+
+def root_folder(work: BoxWork) -> Folder:
+    root = work.session.scalar(sa.select(Folder).where(
+        Folder.box_pk == work.box.pk, Folder.parent_id.is_(None), Folder.deleted.is_(False)))
+    if root is None:
+        root = _new_folder(work, None, "")
+    return root
+
+
+def _new_folder(work: BoxWork, parent_id: str | None, name: str) -> Folder:
+    folder = Folder(id=_new_id("f"), box_pk=work.box.pk, parent_id=parent_id, name=name,
+                    last_mod_seq=work.next_seq(), deleted=False)
+    work.session.add(folder)
+    work.changes.append(folder_state(folder))
+    return folder
+
+
+def folder_at(work: BoxWork, path: str, *, create: bool) -> Folder:
+    """The folder at ``/a/b`` under the root, creating the missing ones when ``create``."""
+    if not path.startswith("/") or "//" in path or len(path) > 1024:
+        raise ValueError("a parentFolderPath starts with '/' and has no empty names")
+    folder = root_folder(work)
+    for name in [part for part in path.split("/") if part]:
+        child = work.session.scalar(sa.select(Folder).where(
+            Folder.box_pk == work.box.pk, Folder.parent_id == folder.id, Folder.name == name,
+            Folder.deleted.is_(False)))
+        if child is None:
+            if not create:
+                raise NotFound(path)
+            child = _new_folder(work, folder.id, name)
+        folder = child
+    return folder
+
+
+def live_folder(work: BoxWork, folder_id: str) -> Folder:
+    folder = work.session.get(Folder, folder_id)
+    if folder is None or folder.box_pk != work.box.pk or folder.deleted:
+        raise NotFound(folder_id)
+    return folder
+
+
+def folder_path(session: Session, folder: Folder) -> str:
+    names: list[str] = []
+    current: Folder | None = folder
+    while current is not None and current.parent_id is not None:
+        names.append(current.name)
+        current = session.get(Folder, current.parent_id)
+    return "/" + "/".join(reversed(names))
+
+
+def folder_children(session: Session, folder: Folder) -> tuple[list[Folder], list[StoredObject]]:
+    folders = list(session.scalars(sa.select(Folder).where(
+        Folder.parent_id == folder.id, Folder.deleted.is_(False)).order_by(Folder.last_mod_seq)))
+    objects = list(session.scalars(sa.select(StoredObject).where(
+        StoredObject.folder_id == folder.id, StoredObject.deleted.is_(False))
+        .order_by(StoredObject.created_seq)))
+    return folders, objects
+
+
+# -- objects -------------------------------------------------------------------------------
+def object_state(obj: StoredObject) -> ItemState:
+    return ItemState("object", obj.id, obj.last_mod_seq, obj.deleted, parent_id=obj.folder_id,
+                     flags=tuple(obj.flags),
+                     attributes=tuple((a["name"], tuple(a["value"])) for a in obj.attributes),
+                     created_seq=obj.created_seq)
+
+
+def create_object(work: BoxWork, folder: Folder, attributes: list[dict[str, Any]],
+                  flags: list[str]) -> StoredObject:
+    seq = work.next_seq()
+    obj = StoredObject(id=_new_id("o"), box_pk=work.box.pk, folder_id=folder.id,
+                       attributes=attributes, flags=_unique(flags), created_seq=seq,
+                       last_mod_seq=seq, deleted=False)
+    work.session.add(obj)
+    work.changes.append(object_state(obj))
+    return obj
+
+
+def object_path(work: BoxWork, obj: StoredObject) -> str:
+    """``/a/b/<objectId>``: the folder path, then the object's id."""
+    folder = live_folder(work, obj.folder_id)
+    return folder_path(work.session, folder).rstrip("/") + "/" + obj.id
+
+
+def live_object(work: BoxWork, object_id: str) -> StoredObject:
+    obj = work.session.get(StoredObject, object_id)
+    if obj is None or obj.box_pk != work.box.pk or obj.deleted:
+        raise NotFound(object_id)
+    return obj
+
+
+def delete_object(work: BoxWork, object_id: str) -> None:
+    obj = live_object(work, object_id)
+    obj.deleted = True
+    obj.flags = []
+    obj.last_mod_seq = work.next_seq()
+    work.changes.append(object_state(obj))
+
+
+def set_flags(work: BoxWork, object_id: str, flags: list[str]) -> StoredObject:
+    """Replace the object's flags; the same set again is no change (no new lastModSeq)."""
+    obj = live_object(work, object_id)
+    wanted = _unique(flags)
+    if set(wanted) != set(obj.flags):
+        obj.flags = wanted
+        obj.last_mod_seq = work.next_seq()
+        work.changes.append(object_state(obj))
+    return obj
+
+
+# -- replay --------------------------------------------------------------------------------
+def changes_between(session: Session, box_pk: int, after: int, upto: int,
+                    limit: int) -> list[ItemState]:
+    """Current state of every object and folder last changed in (after, upto], oldest first."""
+    objects = session.scalars(sa.select(StoredObject).where(
+        StoredObject.box_pk == box_pk, StoredObject.last_mod_seq > after,
+        StoredObject.last_mod_seq <= upto).order_by(StoredObject.last_mod_seq).limit(limit))
+    folders = session.scalars(sa.select(Folder).where(
+        Folder.box_pk == box_pk, Folder.last_mod_seq > after,
+        Folder.last_mod_seq <= upto).order_by(Folder.last_mod_seq).limit(limit))
+    states = [object_state(o) for o in objects] + [folder_state(f) for f in folders]
+    return sorted(states, key=lambda s: s.last_mod_seq)[:limit]
+
+
+def _unique(flags: list[str]) -> list[str]:
+    return list(dict.fromkeys(flags))
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(8)

@@ -1,0 +1,304 @@
+"""The message store on a real hypercorn: objects, flags, folders and subscriptions (Appendix D
+examples), and the chat journey through a WebSocket channel."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import trio
+import trio.testing
+from lxml import etree
+
+from api.runtime import Settings, open_tidings
+from tests.channel_helpers import D7_WEBSOCKETS, create, error_of, path_of, websocket
+from tests.servers import http_client
+
+NMS = "urn:oma:xml:rest:netapi:nms:1"
+BOX = "/nms/v1/myStore/tel%3A%2B19585550100"
+
+
+@pytest.fixture
+async def client(tmp_path):
+    settings = Settings(port=0, database_url=f"sqlite:///{tmp_path / 'tidings.db'}")
+    async with open_tidings(settings) as services, http_client(services) as client:
+        client.services = services  # type: ignore[attr-defined]
+        yield client
+
+
+def chat(text: str, *, sender: str = "tel:+19585550100", to: str = "tel:+19585550101",
+         path: str = "/conversations/bob", flags: list[str] | None = None) -> dict:
+    return {"object": {
+        "parentFolderPath": path,
+        "attributes": {"attribute": [
+            {"name": "From", "value": [sender]},
+            {"name": "To", "value": [to]},
+            {"name": "TextContent", "value": [text]}]},
+        "flags": {"flag": flags or []}}}
+
+
+async def post_message(client, text: str, **kwargs) -> str:
+    response = await client.post(f"{BOX}/objects", json=chat(text, **kwargs))
+    assert response.status_code == 201, response.text
+    url = response.json()["reference"]["resourceURL"]
+    assert response.headers["Location"] == url
+    return path_of(url)
+
+
+def attribute(obj: dict, name: str) -> list[str]:
+    (found,) = [a["value"] for a in obj["attributes"]["attribute"] if a["name"] == name]
+    return found
+
+
+# -- objects and flags -----------------------------------------------------------------------
+async def test_create_and_read_a_chat_message(client):
+    response = await client.post(f"{BOX}/objects", json=chat("The quick brown fox",
+                                                             flags=["\\Seen"]))
+    assert response.status_code == 201
+    reference = response.json()["reference"]
+    assert reference["path"].startswith("/conversations/bob/")
+    obj = (await client.get(path_of(reference["resourceURL"]))).json()["object"]
+    assert obj["resourceURL"] == reference["resourceURL"]
+    assert obj["path"] == reference["path"]
+    assert attribute(obj, "TextContent") == ["The quick brown fox"]
+    assert attribute(obj, "From") == ["tel:+19585550100"]
+    assert attribute(obj, "To") == ["tel:+19585550101"]
+    assert attribute(obj, "Message-Context") == ["pager-message"]
+    assert len(attribute(obj, "Date")) == 1
+    assert obj["flags"] == {"flag": ["\\Seen"]}
+    assert isinstance(obj["lastModSeq"], int)
+    folder = (await client.get(path_of(obj["parentFolder"]))).json()["folder"]
+    assert folder["name"] == "bob"
+    assert folder["path"] == "/conversations/bob"
+    assert folder["objects"]["objectReference"] == [{"resourceURL": obj["resourceURL"]}]
+
+
+async def test_xml_object_body_and_xml_answer(client):
+    body = f"""<nms:object xmlns:nms="{NMS}"><parentFolderPath>/inbox</parentFolderPath>
+      <attributes><attribute><name>From</name><value>tel:+1</value></attribute>
+      <attribute><name>To</name><value>tel:+2</value><value>tel:+3</value></attribute>
+      <attribute><name>TextContent</name><value>hello</value></attribute></attributes>
+      <flags><flag>\\Flagged</flag></flags></nms:object>"""
+    response = await client.post(f"{BOX}/objects", content=body, headers={
+        "Content-Type": "application/xml", "Accept": "application/xml"})
+    assert response.status_code == 201
+    reference = etree.fromstring(response.content)
+    url = reference.findtext("resourceURL")
+    root = etree.fromstring((await client.get(path_of(url), headers={
+        "Accept": "application/xml"})).content)
+    assert root.tag == f"{{{NMS}}}object"
+    to = [a for a in root.find("attributes") if a.findtext("name") == "To"][0]
+    assert [v.text for v in to.findall("value")] == ["tel:+2", "tel:+3"]
+    assert [f.text for f in root.find("flags")] == ["\\Flagged"]
+
+
+async def test_flags_as_in_d11_d13_d14_d16_d17(client):
+    url = await post_message(client, "flag me")
+    flags = f"{url}/flags"
+    first = (await client.get(flags)).json()["flagList"]
+    assert first["flag"] == []
+    assert first["resourceURL"].endswith(flags)
+    put = await client.put(flags, json={"flagList": {"flag": ["\\Seen", "\\Flagged"]}})
+    assert put.json()["flagList"]["flag"] == ["\\Seen", "\\Flagged"]
+    assert (await client.get(f"{flags}/%5CSeen")).status_code == 204
+    missing = await client.get(f"{flags}/%5CAnswered")
+    assert (missing.status_code, missing.json()) == (404, {"empty": None})
+    added = await client.put(f"{flags}/%5CAnswered", json={"empty": None})
+    assert added.status_code == 201
+    assert added.headers["Location"].endswith(f"{flags}/%5CAnswered")
+    assert (await client.delete(f"{flags}/%5CSeen")).status_code == 204
+    assert (await client.get(flags)).json()["flagList"]["flag"] == ["\\Flagged", "\\Answered"]
+
+
+async def test_a_change_that_changes_nothing_keeps_last_mod_seq(client):
+    url = await post_message(client, "x")
+    await client.put(f"{url}/flags", json={"flagList": {"flag": ["\\Seen"]}})
+    before = (await client.get(url)).json()["object"]["lastModSeq"]
+    await client.put(f"{url}/flags", json={"flagList": {"flag": ["\\Seen"]}})
+    await client.put(f"{url}/flags/%5CSeen", json={"empty": None})
+    assert (await client.get(url)).json()["object"]["lastModSeq"] == before
+    await client.put(f"{url}/flags/%5CFlagged", json={"empty": None})
+    assert (await client.get(url)).json()["object"]["lastModSeq"] > before
+
+
+async def test_d10_delete_an_object(client):
+    url = await post_message(client, "bye")
+    assert (await client.delete(url)).status_code == 204
+    assert error_of(await client.get(url))[:2] == (404, "SVC0004")
+    assert error_of(await client.delete(url))[:2] == (404, "SVC0004")
+    assert error_of(await client.get(f"{url}/flags"))[:2] == (404, "SVC0004")
+
+
+@pytest.mark.parametrize(("body", "part"), [
+    ({"object": {"attributes": {"attribute": []}}}, "attributes.From"),
+    ({"object": {"attributes": {"attribute": [
+        {"name": "From", "value": ["a", "b"]}, {"name": "To", "value": ["c"]},
+        {"name": "TextContent", "value": ["t"]}]}}}, "attributes.From"),
+    ({"object": {"parentFolder": "http://elsewhere/folders/f1",
+                 **chat("x")["object"]}}, "parentFolder"),
+    ({"object": {**chat("x")["object"], "parentFolderPath": "no-slash"}}, "parentFolderPath"),
+    ({"object": {**chat("x")["object"], "flags": {"flag": [1]}}}, "flags"),
+    ({"notAnObject": {}}, "object"),
+])
+async def test_bad_objects_are_svc0002_and_store_nothing(client, body, part):
+    response = await client.post(f"{BOX}/objects", json=body)
+    status, message_id, variables = error_of(response)
+    assert (status, message_id, variables[0]) == (400, "SVC0002", part)
+
+
+@pytest.mark.parametrize(("path", "method", "allow"), [
+    ("/objects", "GET", "POST"),
+    ("/objects/{id}", "PUT", "DELETE, GET"),
+    ("/objects/{id}/flags", "POST", "GET, PUT"),
+    ("/subscriptions", "PUT", "GET, POST"),
+    ("/subscriptions/sub1", "PUT", "DELETE, GET, POST"),
+])
+async def test_nms_405_with_allow(client, path, method, allow):
+    url = await post_message(client, "x")
+    response = await client.request(method, BOX + path.format(id=url.rsplit("/", 1)[1]))
+    assert (response.status_code, response.headers["Allow"]) == (405, allow)
+
+
+# -- subscriptions (D.58–D.63) ----------------------------------------------------------------
+D59 = {"nmsSubscription": {
+    "callbackReference": {"notifyURL": "http://applicationClient.example.com/nms/notifications/77777",
+                          "callbackData": "abcd"},
+    "duration": 7200, "clientCorrelator": "12345"}}
+
+
+async def test_d59_to_d63_subscription_life(client):
+    created = await client.post(f"{BOX}/subscriptions", json=D59)
+    assert created.status_code == 201
+    sub = created.json()["nmsSubscription"]
+    assert created.headers["Location"] == sub["resourceURL"]
+    assert sub["callbackReference"] == D59["nmsSubscription"]["callbackReference"]
+    assert (sub["duration"], sub["clientCorrelator"], sub["index"]) == (7200, "12345", 1)
+    assert isinstance(sub["restartToken"], str)
+    again = await client.post(f"{BOX}/subscriptions", json=D59)  # same clientCorrelator
+    assert again.status_code == 200
+    assert again.json()["nmsSubscription"]["resourceURL"] == sub["resourceURL"]
+    listed = (await client.get(f"{BOX}/subscriptions")).json()["nmsSubscriptionList"]
+    assert [s["resourceURL"] for s in listed["subscription"]] == [sub["resourceURL"]]
+    url = path_of(sub["resourceURL"])
+    assert (await client.get(url)).json()["nmsSubscription"]["resourceURL"] == sub["resourceURL"]
+    updated = await client.post(url, json={"nmsSubscriptionUpdate": {
+        "duration": 10800, "restartToken": sub["restartToken"]}})
+    body = updated.json()["nmsSubscription"]
+    assert (updated.status_code, body["duration"], body["index"]) == (200, 10800, 1)
+    assert (await client.delete(url)).status_code == 204
+    assert error_of(await client.get(url))[:2] == (404, "SVC0004")
+    assert (await client.get(f"{BOX}/subscriptions")).json()["nmsSubscriptionList"][
+        "subscription"] == []
+
+
+@pytest.mark.parametrize("token", ["garbage", "1-999999", "7-0", "-1", ""])
+async def test_a_malformed_or_unknown_restart_token_is_svc0002(client, token):
+    body = {"nmsSubscription": {**D59["nmsSubscription"], "restartToken": token}}
+    del body["nmsSubscription"]["clientCorrelator"]
+    response = await client.post(f"{BOX}/subscriptions", json=body)
+    assert error_of(response)[:3] == (400, "SVC0002", error_of(response)[2])
+    assert error_of(response)[2][0] == "restartToken"
+    listed = (await client.get(f"{BOX}/subscriptions")).json()["nmsSubscriptionList"]
+    assert listed["subscription"] == []
+
+
+# -- the chat journey, end to end --------------------------------------------------------------
+async def _lists(ws) -> list[dict]:
+    """The nmsEventLists of the next frame (a frame may carry several)."""
+    items = json.loads(await ws.get_message())["notificationList"]
+    return [i["nmsEventList"] for i in (items if isinstance(items, list) else [items])]
+
+
+async def _events(ws) -> dict:
+    (events,) = await _lists(ws)
+    return events
+
+
+async def _subscribe(client, callback_url: str, token: str | None = None) -> dict:
+    body: dict = {"nmsSubscription": {"callbackReference": {"notifyURL": callback_url,
+                                                            "callbackData": "chat"}}}
+    if token is not None:
+        body["nmsSubscription"]["restartToken"] = token
+    response = await client.post(f"{BOX}/subscriptions", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["nmsSubscription"]
+
+
+def _kinds(events: dict) -> list[tuple[str, str]]:
+    out = []
+    for item in events["nmsEvent"]:
+        ((kind, value),) = item.items()
+        out.append((kind, value["resourceURL"].rsplit("/", 1)[1]))
+    return out
+
+
+async def test_chat_over_a_websocket_channel(client):
+    channel = await create(client, D7_WEBSOCKETS)
+    sub = await _subscribe(client, channel["callbackURL"])
+    async with websocket(channel["channelData"]["channelURL"]) as ws:
+        url = await post_message(client, "hi bob")
+        object_id = url.rsplit("/", 1)[1]
+        created = await _events(ws)
+        assert created["callbackData"] == "chat"
+        assert created["index"] == 1
+        assert created["link"] == [{"rel": "NmsSubscription", "href": sub["resourceURL"]}]
+        assert ("changedObject", object_id) in _kinds(created)
+        await client.put(f"{url}/flags/%5CSeen", json={"empty": None})
+        seen = await _events(ws)
+        assert seen["index"] == 2
+        (event,) = seen["nmsEvent"]
+        assert event["changedObject"]["flags"] == {"flag": ["\\Seen"]}
+        await client.delete(url)
+        deleted = await _events(ws)
+        assert _kinds(deleted) == [("deletedObject", object_id)]
+        assert deleted["index"] == 3
+        assert deleted["nmsEvent"][0]["deletedObject"]["lastModSeq"] > event["changedObject"][
+            "lastModSeq"]
+
+
+async def test_messages_sent_while_away_arrive_on_reconnect(client):
+    channel = await create(client, D7_WEBSOCKETS)
+    await _subscribe(client, channel["callbackURL"])
+    ids = [(await post_message(client, f"m{n}")).rsplit("/", 1)[1] for n in range(3)]
+    async with websocket(channel["channelData"]["channelURL"]) as ws:
+        got: list[str] = []
+        while len(got) < 3:
+            for events in await _lists(ws):
+                got += [i for k, i in _kinds(events) if k == "changedObject"]
+    assert got == ids
+
+
+async def test_an_old_restart_token_brings_the_history_then_live_changes(client):
+    channel = await create(client, D7_WEBSOCKETS)
+    first = await _subscribe(client, channel["callbackURL"])
+    old_token = first["restartToken"]
+    history = [(await post_message(client, f"h{n}")).rsplit("/", 1)[1] for n in range(4)]
+    await client.delete(path_of(first["resourceURL"]))
+    other = await create(client, {"notificationChannel": {"channelType": "WebSockets"}})
+    again = await _subscribe(client, other["callbackURL"], token=old_token)
+    async with websocket(other["channelData"]["channelURL"]) as ws:
+        replayed: list[str] = []
+        indexes = []
+        while len(replayed) < 4:
+            for events in await _lists(ws):
+                indexes.append(events["index"])
+                replayed += [i for k, i in _kinds(events) if k == "changedObject"]
+        assert replayed == history
+        live = (await post_message(client, "live")).rsplit("/", 1)[1]
+        events = await _events(ws)
+        indexes.append(events["index"])
+        assert _kinds(events) == [("changedObject", live)]
+    assert indexes == list(range(1, len(indexes) + 1))
+    current = (await client.get(path_of(again["resourceURL"]))).json()["nmsSubscription"]
+    assert current["index"] == indexes[-1] + 1
+    assert current["restartToken"] == events["restartToken"]
+
+
+async def test_a_subscription_ends_when_its_channel_is_gone(client):
+    channel = await create(client, D7_WEBSOCKETS)
+    sub = await _subscribe(client, channel["callbackURL"])
+    await client.delete(path_of(channel["resourceURL"]))
+    await post_message(client, "into the void")
+    with trio.fail_after(5):
+        while (await client.get(path_of(sub["resourceURL"]))).status_code != 404:
+            await trio.testing.wait_all_tasks_blocked(cushion=0.01)
