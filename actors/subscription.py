@@ -198,6 +198,11 @@ class SubscriptionActor(Actor):
             case _:
                 raise UnexpectedMessage(f"{self.name} got {message!r}")
 
+    @property
+    def undelivered(self) -> int:
+        """Event lists queued for the notifyURL and not yet accepted by it."""
+        return self._out_send.statistics().current_buffer_used
+
     def view(self) -> SubscriptionView:
         remaining = max(0, math.ceil(self.expires_at - trio.current_time()))
         return SubscriptionView(self.info, self.next_index, str(self.position), remaining)

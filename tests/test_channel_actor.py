@@ -29,16 +29,9 @@ from actors.channel import (
     Session,
 )
 from actors.router import ChannelRequest, CreateChannel, Router
-from actors.storage import StorageActor
 from api.codecs.notifications import NotificationCodec
 from storage import Channel, Database
-
-
-class InlineStorage(StorageActor):
-    """Runs each job on the trio thread: virtual time does not move while the database works."""
-
-    async def execute(self, job):
-        return self.database.run(job)
+from tests.inline_storage import InlineStorage
 
 
 class Harness:

@@ -67,3 +67,27 @@ async def test_channels_survive_a_server_restart(tmp_path):
         answer = await client.post(poll, json={"longPollingRequestParameters": None})
         assert answer.json() == {"notificationList": {"chat": {"n": 1}}}
         assert isinstance(httpx.URL(again["resourceURL"]).port, int)
+
+
+async def test_subscriptions_survive_a_server_restart(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tidings.db'}"
+    box = "/nms/v1/chat/tel%3A%2B19585550100"
+    # a stable public URL, as behind a proxy: the stored callbackURL stays this server's own
+    settings = Settings(port=0, database_url=url, public_url="http://tidings.example")
+    async with open_tidings(settings) as services, http_client(services) as client:
+        channel = await create(client, D2_LONG_POLLING)
+        body = {"nmsSubscription": {"callbackReference": {"notifyURL": channel["callbackURL"]},
+                                    "duration": 600}}
+        sub = (await client.post(f"{box}/subscriptions", json=body)).json()["nmsSubscription"]
+    async with open_tidings(settings) as services, http_client(services) as client:
+        again = (await client.get(path_of(sub["resourceURL"]))).json()["nmsSubscription"]
+        assert again["restartToken"] == sub["restartToken"]
+        assert 590 <= again["duration"] <= 600
+        message = {"object": {"attributes": {"attribute": [
+            {"name": "From", "value": ["a"]}, {"name": "To", "value": ["b"]},
+            {"name": "TextContent", "value": ["after the restart"]}]}}}
+        assert (await client.post(f"{box}/objects", json=message)).status_code == 201
+        poll = path_of(channel["channelData"]["channelURL"])
+        answer = (await client.post(poll, json={"longPollingRequestParameters": None})).json()
+        events = answer["notificationList"]["nmsEventList"]["nmsEvent"]
+        assert any("changedObject" in e for e in events)
