@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import trio
 
 from storage import Subscription as SubscriptionRow
-from storage.nms import Committed, ItemState, Position, changes_between, position
+from storage.nms import RESET, Committed, ItemState, Position, changes_between, position
 
 from .actor import Actor, ActorRef, Reply, UnexpectedMessage
 from .storage import run_job
@@ -176,6 +176,9 @@ class SubscriptionActor(Actor):
             case ReplayDone(snapshot):
                 held, self.held = self.held or [], None
                 for committed in held:
+                    if committed.position.validity != snapshot.validity:
+                        await self._emit(committed.changes, committed.position)
+                        continue
                     fresh = [e for e in committed.changes if e.last_mod_seq > snapshot.seq]
                     await self._emit(fresh, committed.position)
                 if self.position.seq < snapshot.seq:
@@ -209,8 +212,8 @@ class SubscriptionActor(Actor):
 
     async def _emit(self, events: Sequence[ItemState], upto: Position) -> None:
         """Queue one nmsEventList for ``events`` (nothing if empty) and move the position."""
-        if upto.validity == self.position.validity and upto.seq > self.position.seq:
-            self.position = upto
+        if upto.validity != self.position.validity or upto.seq > self.position.seq:
+            self.position = upto  # a new validity is a box reset: its stream starts again
         if not events:
             return
         index = self.next_index
@@ -301,7 +304,10 @@ class ReplayWorker(Actor):
         task_status.started(self.ref)
         info = self.info
         snapshot = await run_job(self.storage, lambda s: position(s, info.store, info.box))
-        after = self.start.seq if self.start.validity == snapshot.validity else 0
+        after = self.start.seq
+        if self.start.validity != snapshot.validity:  # the box was reset since the token
+            after = 0
+            await self.subscriber.tell(ReplayBatch((RESET,), Position(snapshot.validity, 0)))
         while after < snapshot.seq:
             page = await run_job(self.storage, _page(info.box_pk, after, snapshot.seq))
             if not page:

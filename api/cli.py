@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+from urllib.parse import quote
 
 import trio
 
@@ -28,6 +29,22 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
+def _box_reset(server: str, store: str, box: str) -> int:
+    import httpx
+
+    url = f"{server.rstrip('/')}/admin/v1/boxes/{quote(store, safe='')}/{quote(box, safe='')}/reset"
+    try:
+        response = httpx.post(url, timeout=30)
+    except httpx.HTTPError as error:
+        print(f"cannot reach {server}: {error}", file=sys.stderr)
+        return 1
+    if response.status_code != 204:
+        print(f"{response.status_code}: {response.text}", file=sys.stderr)
+        return 1
+    print(f"box {box} of store {store} was reset")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tidings", description="OMA notification server")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
@@ -46,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument("channel_url", help="the channel's channelURL (ws://...)")
     listen.add_argument("--count", type=int, default=None,
                         help="exit after this many notification frames")
+    reset = commands.add_parser(
+        "box-reset", help="empty an NMS box on a running server (subscribers get resetBox)")
+    reset.add_argument("store")
+    reset.add_argument("box", help="the boxId, e.g. tel:+19585550100")
+    reset.add_argument("--server", default="http://127.0.0.1:8080",
+                       help="the running server (default http://127.0.0.1:8080)")
     return parser
 
 
@@ -57,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(host=args.host, port=args.port, database_url=args.database_url,
                             public_url=args.public_url)
         trio.run(serve, settings)
+    elif args.command == "box-reset":
+        return _box_reset(args.server, args.store, args.box)
     elif args.command == "listen":
         from .listen import run
 

@@ -217,6 +217,19 @@ def set_flags(work: BoxWork, object_id: str, flags: list[str]) -> StoredObject:
     return obj
 
 
+# -- box reset (§5.1.4.2.1) ---------------------------------------------------------------
+RESET = ItemState("reset", "", 0)
+
+
+def reset_box(work: BoxWork) -> None:
+    """Empty the box and start a new validity: tokens from before now yield ``resetBox``."""
+    work.session.execute(sa.delete(StoredObject).where(StoredObject.box_pk == work.box.pk))
+    work.session.execute(sa.delete(Folder).where(Folder.box_pk == work.box.pk))
+    work.box.validity += 1
+    work.box.seq = 0
+    work.changes.append(RESET)
+
+
 # -- replay --------------------------------------------------------------------------------
 def changes_between(session: Session, box_pk: int, after: int, upto: int,
                     limit: int) -> list[ItemState]:

@@ -4,6 +4,8 @@ examples), and the chat journey through a WebSocket channel."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 import trio
@@ -302,3 +304,38 @@ async def test_a_subscription_ends_when_its_channel_is_gone(client):
     with trio.fail_after(5):
         while (await client.get(path_of(sub["resourceURL"]))).status_code != 404:
             await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+
+
+async def test_box_reset_reaches_subscribers_and_old_tokens_replay_it(client):
+    channel = await create(client, D7_WEBSOCKETS)
+    sub = await _subscribe(client, channel["callbackURL"])
+    before_reset = sub["restartToken"]
+    async with websocket(channel["channelData"]["channelURL"]) as ws:
+        old = await post_message(client, "before the reset")
+        await _events(ws)
+        command = [sys.executable, "-m", "api.cli", "box-reset", "myStore", "tel:+19585550100",
+                   "--server", client.services.bound_urls[0]]
+        done = await trio.run_process(command, capture_stdout=True, capture_stderr=True,
+                                      env={**os.environ, "PYTHONPATH": os.getcwd()})
+        assert done.returncode == 0, done.stderr
+        reset = await _events(ws)
+        assert reset["nmsEvent"] == [{"resetBox": None}]
+        assert error_of(await client.get(old))[:2] == (404, "SVC0004")
+        new = (await post_message(client, "after the reset")).rsplit("/", 1)[1]
+        after = await _events(ws)
+        assert ("changedObject", new) in _kinds(after)
+        assert after["restartToken"].startswith("2-")
+    other = await create(client, {"notificationChannel": {"channelType": "WebSockets"}})
+    await _subscribe(client, other["callbackURL"], token=before_reset)
+    async with websocket(other["channelData"]["channelURL"]) as ws:
+        lists = await _lists(ws)
+        while sum(len(x["nmsEvent"]) for x in lists) < 2:
+            lists += await _lists(ws)
+    events = [e for x in lists for e in x["nmsEvent"]]
+    assert events[0] == {"resetBox": None}
+    assert ("changedObject", new) in [k for x in lists for k in _kinds_safe(x)]
+
+
+def _kinds_safe(events: dict) -> list[tuple[str, str]]:
+    return [(kind, value["resourceURL"].rsplit("/", 1)[1])
+            for item in events["nmsEvent"] for kind, value in item.items() if value]

@@ -37,6 +37,8 @@ class Urls:
 
 
 def event(urls: Urls, store: str, box: str, state: ItemState) -> dict[str, Any]:
+    if state.kind == "reset":
+        return {"resetBox": None}
     if state.kind == "object":
         url = urls.object(store, box, state.id)
         if state.deleted:
