@@ -38,6 +38,8 @@ REPLAY_PAGE = 100
 DELIVERY_QUEUE = 256
 #: retry delays for a notifyURL that fails (5xx, refused connection, full channel), capped
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+#: seconds between saves of the delivered position (index and restartToken) while delivering
+SAVE_EVERY = 1.0
 
 
 class TargetGone(Exception):
@@ -143,13 +145,19 @@ class SubscriptionActor(Actor):
         self.replays = Supervisor(f"replays:{info.id}", intensity=1, period=1.0, escalate=False)
         self._out_send, self._out_receive = trio.open_memory_channel[_Outgoing](DELIVERY_QUEUE)
         self.ended = False
+        #: what the notifyURL has accepted: the next index and the restartToken after it
+        self.delivered = (next_index, start)
+        self._unsaved = trio.Event()
 
     @asynccontextmanager
     async def children(self) -> AsyncIterator[None]:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.replays.run)
             nursery.start_soon(self._deliver_loop)
+            nursery.start_soon(self._save_loop)
             yield
+            if not self.ended:
+                await self._save()
             self.replays.close_mailbox()
             nursery.cancel_scope.cancel()
 
@@ -236,6 +244,8 @@ class SubscriptionActor(Actor):
             while True:
                 try:
                     await self.notify(self.info.notify_url, self.info.fmt, outgoing.text)
+                    self.delivered = (outgoing.index + 1, outgoing.token)
+                    self._unsaved.set()
                     break
                 except TargetGone:
                     await self.ref.tell(TargetIsGone())
@@ -246,8 +256,18 @@ class SubscriptionActor(Actor):
                     await trio.sleep(delay)
                     delay = min(RETRY_MAX, delay * 2)
 
+    async def _save_loop(self) -> None:
+        """Save the delivered position now and then: after a crash or a restart the
+        subscription replays from there, so what was not delivered is not skipped."""
+        while True:
+            await self._unsaved.wait()
+            await trio.sleep(SAVE_EVERY)
+            self._unsaved = trio.Event()
+            await self._save()
+
     async def _save(self) -> None:
-        info, index, token = self.info, self.next_index, str(self.position)
+        info, (index, position_) = self.info, self.delivered
+        token = str(position_)
 
         def save(session: Any) -> None:
             row = session.get(SubscriptionRow, info.id)

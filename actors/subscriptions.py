@@ -85,8 +85,9 @@ class Subscriptions(ParentActor):
             info = SubscriptionInfo(row.id, store, box, row.box_pk, row.notify_url,
                                     row.callback_data, row.notification_format, row.duration,
                                     row.client_correlator)
-            actor = await self._start(info, Position.parse(row.restart_token), row.next_index,
-                                      None)
+            # replay from what was delivered: changes made while the server was down follow
+            saved = Position.parse(row.restart_token)
+            actor = await self._start(info, saved, row.next_index, saved)
             expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(
                 tzinfo=UTC)
             actor.expires_at = trio.current_time() + max(1.0, (expires - now).total_seconds())

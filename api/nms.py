@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -11,10 +12,10 @@ from quart import Blueprint, Response, current_app, request
 from storage import nms
 from storage.nms import BoxWork, NotFound
 
-from .bodies import read_body
+from .bodies import raw_body, read_body
 from .codecs.nms import NMS_NS, Urls
-from .errors import invalid_input, not_found
-from .negotiation import choose_format, render
+from .errors import OmaError, invalid_input, not_found
+from .negotiation import JSON, body_format, choose_format, decode_json, render
 from .runtime import Services
 
 blueprint = Blueprint("nms", __name__, url_prefix="/nms/v1/<store>/<box>")
@@ -207,9 +208,61 @@ async def one_flag(store: str, box: str, object_id: str, flag: str) -> Response:
 
 
 # -- /folders/{folderId} -------------------------------------------------------------------
-@blueprint.route("/folders/<folder_id>", methods=["GET"])
+@blueprint.route("/folders/<folder_id>/folderName", methods=["GET", "PUT"])
+async def folder_name(store: str, box: str, folder_id: str) -> Response:
+    """Light-weight resource (§6.12): ``{"name": ...}``."""
+    choose_format()
+    if request.method == "PUT":
+        data = await raw_body()
+        try:
+            value = decode_json(data) if body_format() == JSON else None
+        except ValueError:
+            value = None
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise invalid_input("name", 'a JSON object {"name": "..."}')
+        name = value["name"]
+        try:
+            renamed = await services().store.write(
+                store, box, lambda work: nms.rename_folder(work, folder_id, name).name)
+        except NotFound:
+            raise not_found("folderId") from None
+        except PermissionError as error:
+            raise OmaError(403, "POL0001", "A policy error occurred. Error code is %1",
+                           [str(error)]) from None
+        except FileExistsError:
+            raise invalid_input("name", "a name no sibling folder has") from None
+        except ValueError as error:
+            raise invalid_input("name", str(error)) from None
+        return _json({"name": renamed})
+
+    def read(work: BoxWork | None) -> str:
+        if work is None:
+            raise NotFound(folder_id)
+        return nms.live_folder(work, folder_id).name
+
+    try:
+        return _json({"name": await services().store.read(store, box, read)})
+    except NotFound:
+        raise not_found("folderId") from None
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), content_type="application/json; charset=utf-8")
+
+
+@blueprint.route("/folders/<folder_id>", methods=["GET", "DELETE"])
 async def folder(store: str, box: str, folder_id: str) -> Response:
     choose_format()
+    if request.method == "DELETE":
+        try:
+            await services().store.write(store, box,
+                                         lambda work: nms.delete_folder(work, folder_id))
+        except NotFound:
+            raise not_found("folderId") from None
+        except PermissionError as error:
+            raise OmaError(403, "POL0001", "A policy error occurred. Error code is %1",
+                           [str(error)]) from None
+        return Response(b"", status=204)
     u = urls()
 
     def read(work: BoxWork | None) -> dict[str, Any]:

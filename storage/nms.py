@@ -148,6 +148,44 @@ def live_folder(work: BoxWork, folder_id: str) -> Folder:
     return folder
 
 
+def rename_folder(work: BoxWork, folder_id: str, name: str) -> Folder:
+    """A new folderName is a change of that folder only (§5.1.4.2); the same name is none."""
+    folder = live_folder(work, folder_id)
+    if folder.parent_id is None:
+        raise PermissionError("the root folder has no name to change")
+    if not name or "/" in name or len(name) > 255:
+        raise ValueError("a folder name is 1 to 255 characters without '/'")
+    if name != folder.name:
+        clash = work.session.scalar(sa.select(Folder.id).where(
+            Folder.parent_id == folder.parent_id, Folder.name == name,
+            Folder.deleted.is_(False)))
+        if clash is not None:
+            raise FileExistsError(name)
+        folder.name = name
+        folder.last_mod_seq = work.next_seq()
+        work.changes.append(folder_state(folder))
+    return folder
+
+
+def delete_folder(work: BoxWork, folder_id: str) -> None:
+    """Delete a folder with everything in it: each item deleted is a change of its own."""
+    folder = live_folder(work, folder_id)
+    if folder.parent_id is None:
+        raise PermissionError("the root folder cannot be deleted")
+    _delete_tree(work, folder)
+
+
+def _delete_tree(work: BoxWork, folder: Folder) -> None:
+    folders, objects = folder_children(work.session, folder)
+    for obj in objects:
+        delete_object(work, obj.id)
+    for child in folders:
+        _delete_tree(work, child)
+    folder.deleted = True
+    folder.last_mod_seq = work.next_seq()
+    work.changes.append(folder_state(folder))
+
+
 def folder_path(session: Session, folder: Folder) -> str:
     names: list[str] = []
     current: Folder | None = folder

@@ -339,3 +339,27 @@ async def test_box_reset_reaches_subscribers_and_old_tokens_replay_it(client):
 def _kinds_safe(events: dict) -> list[tuple[str, str]]:
     return [(kind, value["resourceURL"].rsplit("/", 1)[1])
             for item in events["nmsEvent"] for kind, value in item.items() if value]
+
+
+async def test_folder_name_and_delete(client):
+    channel = await create(client, D7_WEBSOCKETS)
+    await _subscribe(client, channel["callbackURL"])
+    url = await post_message(client, "in a folder", path="/work")
+    obj = (await client.get(url)).json()["object"]
+    folder = path_of(obj["parentFolder"])
+    async with websocket(channel["channelData"]["channelURL"]) as ws:
+        await _events(ws)  # the creation
+        assert (await client.get(f"{folder}/folderName")).json() == {"name": "work"}
+        renamed = await client.put(f"{folder}/folderName", json={"name": "office"})
+        assert renamed.json() == {"name": "office"}
+        (event,) = (await _events(ws))["nmsEvent"]
+        assert event["changedFolder"]["name"] == "office"
+        assert (await client.get(url)).json()["object"]["path"].startswith("/office/")
+        await client.put(f"{folder}/folderName", json={"name": "office"})  # no change
+        assert (await client.delete(folder)).status_code == 204
+        kinds = [k for k, _ in _kinds(await _events(ws))]
+        assert kinds == ["deletedObject", "deletedFolder"]
+    assert error_of(await client.get(folder))[:2] == (404, "SVC0004")
+    assert error_of(await client.get(url))[:2] == (404, "SVC0004")
+    root = (await client.get(path_of(event["changedFolder"]["parentFolder"]))).json()["folder"]
+    assert error_of(await client.delete(path_of(root["resourceURL"])))[:2] == (403, "POL0001")

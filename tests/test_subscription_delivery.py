@@ -93,3 +93,27 @@ async def test_a_404_from_the_notify_url_ends_the_subscription(tmp_path, receive
         assert [status for status, _ in receiver.bodies] == [404]
         assert json.loads((await client.get(f"{BOX}/subscriptions")).text)[
             "nmsSubscriptionList"]["subscription"] == []
+
+
+async def test_what_was_not_delivered_before_a_restart_is_delivered_after(tmp_path,
+                                                                           receiver_url):
+    receiver, url = receiver_url
+    receiver.statuses[:] = [503] * 1000  # the client is down for the whole first run
+    database_url = f"sqlite:///{tmp_path / 't.db'}"
+    async with open_tidings(Settings(port=0, database_url=database_url)) as services, \
+            http_client(services) as client:
+        body = {"nmsSubscription": {"callbackReference": {"notifyURL": url}}}
+        assert (await client.post(f"{BOX}/subscriptions", json=body)).status_code == 201
+        created = await post_message(client, "while the client was down")
+        with trio.fail_after(10):
+            while not receiver.bodies:
+                await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+    receiver.statuses.clear()  # the client is back
+    async with open_tidings(Settings(port=0, database_url=database_url)):
+        with trio.fail_after(20):
+            await receiver.received.wait()
+    body = json.loads(receiver.bodies[-1][1])["nmsEventList"]
+    objects = [e["changedObject"]["resourceURL"] for e in body["nmsEvent"]
+               if "changedObject" in e]
+    assert [o.rsplit("/", 1)[1] for o in objects] == [created.rsplit("/", 1)[1]]
+    assert body["index"] == 1
