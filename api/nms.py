@@ -12,7 +12,8 @@ from quart import Blueprint, Response, current_app, request
 from storage import nms
 from storage.nms import BoxWork, NotFound
 
-from .bodies import raw_body, read_body
+from .bodies import body_from, raw_body, read_body
+from .codecs.multipart import MultipartError, parse_upload
 from .codecs.nms import NMS_NS, Urls
 from .errors import OmaError, invalid_input, not_found
 from .negotiation import JSON, body_format, choose_format, decode_json, render
@@ -104,7 +105,10 @@ def flag_list(u: Urls, obj: Any, store: str, box: str) -> dict[str, Any]:
 @blueprint.route("/objects", methods=["POST"])
 async def create_object(store: str, box: str) -> Response:
     choose_format()
-    fields = (await read_body("object")).fields
+    if request.mimetype == "multipart/form-data":
+        fields = await _multipart_object()
+    else:
+        fields = (await read_body("object")).fields
     attributes = _attributes(fields)
     flags = _flags(fields.get("flags"))
     parent_url, parent_path = fields.get("parentFolder"), fields.get("parentFolderPath")
@@ -129,6 +133,24 @@ async def create_object(store: str, box: str) -> Response:
     url = urls().object(store, box, object_id)
     return respond({"reference": {"resourceURL": url, "path": path}}, status=201,
                    headers={"Location": url})
+
+
+async def _multipart_object() -> dict[str, Any]:
+    """root-fields plus attachments; a text/plain attachment becomes the TextContent."""
+    try:
+        upload = parse_upload(request.headers.get("Content-Type", ""), await raw_body())
+    except MultipartError as error:
+        raise invalid_input("multipart", str(error)) from None
+    if upload.other_types:
+        raise invalid_input("attachments", "text/plain only: this store keeps chat text, "
+                                           f"not {', '.join(upload.other_types)}")
+    fields = body_from(upload.root_type, upload.root_body, "object").fields
+    if upload.texts:
+        attributes = (fields.get("attributes") or {}).get("attribute") or []
+        listed = attributes if isinstance(attributes, list) else [attributes]
+        listed.append({"name": "TextContent", "value": ["\n".join(upload.texts)]})
+        fields["attributes"] = {"attribute": listed}
+    return fields
 
 
 async def _read(store: str, box: str, object_id: str, view: Any) -> Any:

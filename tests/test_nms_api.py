@@ -363,3 +363,48 @@ async def test_folder_name_and_delete(client):
     assert error_of(await client.get(url))[:2] == (404, "SVC0004")
     root = (await client.get(path_of(event["changedFolder"]["parentFolder"]))).json()["folder"]
     assert error_of(await client.delete(path_of(root["resourceURL"])))[:2] == (403, "POL0001")
+
+
+def _multipart(root: bytes, root_type: str, attachments: list[tuple[str, bytes]]) -> bytes:
+    parts = [b"--outer123456\r\nContent-Type: " + root_type.encode() +
+             b'\r\nContent-Disposition: form-data; name="root-fields"\r\n\r\n' + root + b"\r\n"]
+    if attachments:
+        inner = b"".join(
+            b"--sep\r\nContent-Type: " + kind.encode() +
+            b'\r\nContent-Disposition: attachment; filename="part"\r\n\r\n' + body + b"\r\n"
+            for kind, body in attachments) + b"--sep--\r\n"
+        parts.append(b'--outer123456\r\nContent-Type: multipart/mixed; boundary="sep"\r\n'
+                     b'Content-Disposition: form-data; name="attachments"\r\n\r\n' + inner)
+    return b"".join(parts) + b"--outer123456--\r\n"
+
+
+MULTIPART = 'multipart/form-data; boundary="outer123456"'
+
+
+async def test_d2_multipart_upload_with_a_text_attachment(client):
+    root = json.dumps({"object": {
+        "parentFolderPath": "/main/conversation5",
+        "attributes": {"attribute": [{"name": "From", "value": ["tel:+19585550101"]},
+                                     {"name": "To", "value": ["tel:+19585550100"]}]},
+        "flags": {"flag": ["\\Seen", "\\Flagged"]}}}).encode()
+    body = _multipart(root, "application/json", [("text/plain", b"See you at noon")])
+    response = await client.post(f"{BOX}/objects", content=body,
+                                 headers={"Content-Type": MULTIPART})
+    assert response.status_code == 201, response.text
+    assert response.json()["reference"]["path"].startswith("/main/conversation5/")
+    obj = (await client.get(path_of(response.headers["Location"]))).json()["object"]
+    assert attribute(obj, "TextContent") == ["See you at noon"]
+    assert obj["flags"] == {"flag": ["\\Seen", "\\Flagged"]}
+
+
+@pytest.mark.parametrize(("body", "part"), [
+    (_multipart(b"{}", "application/json", []), "object"),
+    (_multipart(json.dumps(chat("x")).encode(), "application/json",
+                [("image/gif", b"GIF89a")]), "attachments"),
+    (b"--outer123456\r\n\r\nnothing\r\n--outer123456--\r\n", "multipart"),
+])
+async def test_bad_multipart_uploads_store_nothing(client, body, part):
+    response = await client.post(f"{BOX}/objects", content=body,
+                                 headers={"Content-Type": MULTIPART})
+    assert error_of(response)[:3] == (400, "SVC0002", error_of(response)[2])
+    assert error_of(response)[2][0] == part
