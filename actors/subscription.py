@@ -25,6 +25,7 @@ import trio
 
 from storage import Subscription as SubscriptionRow
 from storage.nms import RESET, Committed, ItemState, Position, changes_between, position
+from storage.search import Criteria, matches
 
 from .actor import Actor, ActorRef, Reply, UnexpectedMessage
 from .storage import run_job
@@ -69,6 +70,9 @@ class SubscriptionInfo:
     fmt: str
     duration: int
     client_correlator: str | None
+    #: the subscription's filter, and the box sequence when it was made (for CreatedObjects)
+    filter: Criteria | None = None
+    created_after: int = 0
 
 
 @dataclass(frozen=True)
@@ -178,17 +182,17 @@ class SubscriptionActor(Actor):
                 if self.held is not None:
                     self.held.append(committed)
                 else:
-                    await self._emit(committed.changes, committed.position)
+                    await self._emit(self._filter(committed.changes), committed.position)
             case ReplayBatch(events, upto):
-                await self._emit(events, upto)
+                await self._emit(self._filter(events, replay=True), upto)
             case ReplayDone(snapshot):
                 held, self.held = self.held or [], None
                 for committed in held:
                     if committed.position.validity != snapshot.validity:
-                        await self._emit(committed.changes, committed.position)
+                        await self._emit(self._filter(committed.changes), committed.position)
                         continue
                     fresh = [e for e in committed.changes if e.last_mod_seq > snapshot.seq]
-                    await self._emit(fresh, committed.position)
+                    await self._emit(self._filter(fresh), committed.position)
                 if self.position.seq < snapshot.seq:
                     self.position = snapshot
             case Update(duration, restart, reply):
@@ -217,6 +221,16 @@ class SubscriptionActor(Actor):
     def view(self) -> SubscriptionView:
         remaining = max(0, math.ceil(self.expires_at - trio.current_time()))
         return SubscriptionView(self.info, self.next_index, str(self.position), remaining)
+
+    def _filter(self, events: Sequence[ItemState], *, replay: bool = False) -> list[ItemState]:
+        """Events whose item matches the filter; resetBox always passes. CreatedObjects only
+        matches objects created after the subscription, and never in a replay."""
+        criteria = self.info.filter
+        if criteria is None:
+            return list(events)
+        after = math.inf if replay else self.info.created_after
+        return [e for e in events
+                if e.kind == "reset" or matches(e, criteria, created_after=after)]
 
     async def _emit(self, events: Sequence[ItemState], upto: Position) -> None:
         """Queue one nmsEventList for ``events`` (nothing if empty) and move the position."""

@@ -19,6 +19,7 @@ import trio
 from storage import Box
 from storage import Subscription as SubscriptionRow
 from storage.nms import Committed, Position
+from storage.search import from_json
 
 from .actor import ActorRef, Reply, UnexpectedMessage
 from .parent import ParentActor
@@ -82,9 +83,12 @@ class Subscriptions(ParentActor):
             .join(Box, Box.pk == SubscriptionRow.box_pk)
             .where(SubscriptionRow.expires_at > now))))
         for row, store, box in rows:
+            stored = row.filter or {}
             info = SubscriptionInfo(row.id, store, box, row.box_pk, row.notify_url,
                                     row.callback_data, row.notification_format, row.duration,
-                                    row.client_correlator)
+                                    row.client_correlator,
+                                    filter=from_json(stored) if stored.get("criterion") else None,
+                                    created_after=int(stored.get("createdAfter", 0)))
             # replay from what was delivered: changes made while the server was down follow
             saved = Position.parse(row.restart_token)
             actor = await self._start(info, saved, row.next_index, saved)

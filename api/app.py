@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart_trio import QuartTrio
 
-from . import admin, channels, errors, nms, nms_subscriptions, ops, websocket
+from . import admin, channels, errors, nms, nms_subscriptions, ops, search, websocket
 from .runtime import Services
 
 
@@ -17,6 +17,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(websocket.blueprint)
     app.register_blueprint(nms.blueprint)
     app.register_blueprint(nms_subscriptions.blueprint)
+    app.register_blueprint(search.blueprint)
     app.register_blueprint(admin.blueprint)
     errors.install(app)
     return app

@@ -24,9 +24,11 @@ from actors.subscription import (
 from actors.subscriptions import StartSubscription
 from storage import Subscription as SubscriptionRow
 from storage.nms import Position, open_box, position
+from storage.search import Criteria, to_json
 
 from .bodies import as_int, as_text, read_body
 from .codecs.nms import NMS_NS, Urls, subscription_body
+from .criteria import criteria_from
 from .errors import invalid_input, not_found
 from .negotiation import choose_format, render
 from .runtime import Services
@@ -101,15 +103,14 @@ async def subscriptions(store: str, box: str) -> Response:
     fmt = str(callback.get("notificationFormat") or "JSON").upper()
     if fmt not in ("JSON", "XML"):
         raise invalid_input("callbackReference.notificationFormat", "JSON, XML")
-    if fields.get("filter") is not None:
-        raise invalid_input("filter", "none yet: this server does not filter subscriptions")
+    criteria = None if fields.get("filter") is None else criteria_from(fields["filter"], "filter")
     callback_data = callback.get("callbackData")
     correlator = fields.get("clientCorrelator")
     request_ = _Creation(
         notify_url=notify_url, fmt=fmt.lower(), duration=_duration(fields.get("duration")),
         callback_data=None if callback_data is None else as_text(callback_data, "callbackData"),
         correlator=None if correlator is None else as_text(correlator, "clientCorrelator"),
-        token=fields.get("restartToken"))
+        token=fields.get("restartToken"), filter=criteria)
     view, created = await _create(store, box, request_)
     url = urls().subscription(store, box, view.info.id)
     return respond({"nmsSubscription": subscription_body(urls(), view)},
@@ -124,6 +125,7 @@ class _Creation:
     callback_data: str | None
     correlator: str | None
     token: Any
+    filter: Criteria | None
 
 
 async def _create(store: str, box: str, creation: _Creation) -> tuple[SubscriptionView, bool]:
@@ -143,12 +145,16 @@ async def _create(store: str, box: str, creation: _Creation) -> tuple[Subscripti
         info = SubscriptionInfo(
             id="s" + secrets.token_hex(8), store=store, box=box, box_pk=work.box.pk,
             notify_url=creation.notify_url, callback_data=creation.callback_data,
-            fmt=creation.fmt, duration=creation.duration, client_correlator=creation.correlator)
+            fmt=creation.fmt, duration=creation.duration, client_correlator=creation.correlator,
+            filter=creation.filter, created_after=here.seq)
+        stored_filter = None if creation.filter is None else {
+            **to_json(creation.filter), "createdAfter": here.seq}
         session.add(SubscriptionRow(
             id=info.id, box_pk=info.box_pk, notify_url=info.notify_url,
             callback_data=info.callback_data, notification_format=info.fmt,
             duration=info.duration,
-            expires_at=datetime.now(UTC) + timedelta(seconds=info.duration), filter=None,
+            expires_at=datetime.now(UTC) + timedelta(seconds=info.duration),
+            filter=stored_filter,
             client_correlator=info.client_correlator,
             next_index=1, restart_token=str(here)))
         return info, here, replay

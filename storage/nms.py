@@ -239,7 +239,6 @@ def live_object(work: BoxWork, object_id: str) -> StoredObject:
 def delete_object(work: BoxWork, object_id: str) -> None:
     obj = live_object(work, object_id)
     obj.deleted = True
-    obj.flags = []
     obj.last_mod_seq = work.next_seq()
     work.changes.append(object_state(obj))
 

@@ -50,3 +50,16 @@ def _collect_garbage() -> Iterator[None]:
     """Unclosed sockets and files are reported by the test that leaked them, not a later one."""
     yield
     gc.collect()
+
+
+@pytest.fixture
+async def client(tmp_path):
+    """An HTTP client on a whole server (hypercorn on 127.0.0.1:0, SQLite under tmp_path);
+    ``client.services`` is the server's Services."""
+    from api.runtime import Settings, open_tidings
+    from tests.servers import http_client
+
+    settings = Settings(port=0, database_url=f"sqlite:///{tmp_path / 'tidings.db'}")
+    async with open_tidings(settings) as services, http_client(services) as http:
+        http.services = services  # type: ignore[attr-defined]
+        yield http

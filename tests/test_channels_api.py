@@ -26,15 +26,6 @@ from tests.channel_helpers import (
     path_of,
     xml,
 )
-from tests.servers import http_client, running_server
-
-
-@pytest.fixture
-async def client(tmp_path):
-    async with running_server(f"sqlite:///{tmp_path / 'tidings.db'}") as services, \
-            http_client(services) as client:
-        client.services = services  # type: ignore[attr-defined]
-        yield client
 
 
 async def _list_ids(client: httpx.AsyncClient, path: str = CHANNELS) -> list[str]:

@@ -12,8 +12,8 @@ from hypercorn.config import Config
 
 from api.runtime import Settings, open_tidings
 from api.server import serve_http
+from tests.nms_helpers import BOX, chat, post_message
 from tests.servers import http_client
-from tests.test_nms_api import BOX, chat, post_message
 
 
 class Receiver:

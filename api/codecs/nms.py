@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from actors.subscription import SubscriptionInfo, SubscriptionView
 from storage.nms import ItemState, Position
+from storage.search import to_json
 
 from .xml import build, to_xml_bytes
 
@@ -83,6 +84,8 @@ def subscription_body(urls: Urls, view: SubscriptionView) -> dict[str, Any]:
     if info.fmt == "xml":
         callback["notificationFormat"] = "XML"
     body: dict[str, Any] = {"callbackReference": callback, "duration": view.remaining}
+    if info.filter is not None:
+        body["filter"] = to_json(info.filter)
     if info.client_correlator is not None:
         body["clientCorrelator"] = info.client_correlator
     body.update(resourceURL=urls.subscription(info.store, info.box, info.id), index=view.index,
