@@ -13,11 +13,15 @@ def create_app(services: Services) -> QuartTrio:
     app.extensions["tidings"] = services
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.register_blueprint(ops.blueprint)
-    app.register_blueprint(channels.blueprint)
-    app.register_blueprint(websocket.blueprint)
-    app.register_blueprint(nms.blueprint)
-    app.register_blueprint(nms_subscriptions.blueprint)
-    app.register_blueprint(search.blueprint)
-    app.register_blueprint(admin.blueprint)
+    role = services.settings.role
+    if role in ("all", "channels"):
+        app.register_blueprint(channels.blueprint)
+        app.register_blueprint(websocket.blueprint)
+    if role in ("all", "store"):
+        # a store alone reaches the channel server's callbackURLs over HTTP
+        app.register_blueprint(nms.blueprint)
+        app.register_blueprint(nms_subscriptions.blueprint)
+        app.register_blueprint(search.blueprint)
+        app.register_blueprint(admin.blueprint)
     errors.install(app)
     return app

@@ -22,7 +22,8 @@ async def serve(settings: Settings) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_tidings(settings) as services:
             print(f"Tidings is serving on {services.public_url} "
-                  f"(database {services.database.dialect}); Ctrl+C stops it", flush=True)
+                  f"(role {settings.role}, database {services.database.dialect}); "
+                  "Ctrl+C stops it", flush=True)
             async for received in signals:
                 log.info("received %s: shutting down", signal.Signals(received).name)
                 break
@@ -55,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--database-url", default=DEFAULT_DATABASE_URL,
                      help="SQLAlchemy URL (default: sqlite:///tidings.db in the working "
                           "directory; PostgreSQL: postgresql+psycopg://user@host/db)")
+    run.add_argument("--role", choices=("all", "store", "channels"), default="all",
+                     help="serve the message store and the channels (all, the default), or one "
+                          "of them; a store alone delivers to the channel server over HTTP")
     run.add_argument("--public-url", default=None,
                      help="base of every URL the server hands out, e.g. https://push.example.com "
                           "behind a proxy (default: the bound address)")
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         settings = Settings(host=args.host, port=args.port, database_url=args.database_url,
-                            public_url=args.public_url)
+                            public_url=args.public_url, role=args.role)
         trio.run(serve, settings)
     elif args.command == "box-reset":
         return _box_reset(args.server, args.store, args.box)

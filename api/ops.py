@@ -41,6 +41,7 @@ async def stats() -> dict[str, Any]:
     return {
         "server": {
             "publicUrl": svc.public_url,
+            "role": svc.settings.role,
             "listening": svc.bound_urls,
             "database": redact_url(svc.database.url),
         },

@@ -36,6 +36,8 @@ class Settings:
     #: base of every URL handed out; default: the address the server is bound to
     public_url: str | None = None
     channel_policy: ChannelPolicy = field(default_factory=ChannelPolicy)
+    #: "all" (store and channels in one process), "store" or "channels"
+    role: str = "all"
 
 
 @dataclass
