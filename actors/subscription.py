@@ -10,6 +10,12 @@ replay already covered (``lastModSeq`` ≤ snapshot) are dropped and the rest fo
 lost or reordered (an item may be reported twice, which §5.1.4.4 allows).
 Delivery runs in a child task, one event list at a time, retried with backoff; a target that
 is gone ends the subscription.
+
+Lagging (as Centrifuge recovers a slow client from history): the subscriptions actor hands
+changes over with ``tell_nowait`` and never waits for a slow subscription. When its mailbox is
+full it marks it ``lagging``; a lagging subscription ignores live changes (its position stays
+before all of them) and, once its delivery queue has room again, replays from its position.
+Nothing is lost, because a replay reports the current state of everything after a position.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ DELIVERY_QUEUE = 256
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
 #: seconds between saves of the delivered position (index and restartToken) while delivering
 SAVE_EVERY = 1.0
+#: while lagging, how often to look whether the delivery queue has room for a catch-up replay
+CATCH_UP_EVERY = 0.5
+#: live changes held during a replay before the subscription counts as lagging again
+HELD_LIMIT = 1024
 
 
 class TargetGone(Exception):
@@ -152,6 +162,8 @@ class SubscriptionActor(Actor):
         #: what the notifyURL has accepted: the next index and the restartToken after it
         self.delivered = (next_index, start)
         self._unsaved = trio.Event()
+        self.lagging = False
+        self._held_overflow = False
 
     @asynccontextmanager
     async def children(self) -> AsyncIterator[None]:
@@ -171,22 +183,42 @@ class SubscriptionActor(Actor):
             await self._start_replay(start)
 
     def next_deadline(self) -> float:
+        if self.lagging:
+            return min(self.expires_at, trio.current_time() + CATCH_UP_EVERY)
         return self.expires_at
 
     async def on_deadline(self) -> None:
-        await self._end("expired")
+        if trio.current_time() >= self.expires_at:
+            await self._end("expired")
+        elif self.lagging and self.held is None and self.undelivered < DELIVERY_QUEUE // 2:
+            log.info("%s caught up with its queue; replaying from %s", self.name, self.position)
+            self.lagging = False
+            await self._start_replay(self.position)
+
+    def mark_lagging(self) -> None:
+        """Called by the subscriptions actor when this mailbox is full: a change was not
+        handed over, so live changes are ignored until a replay covers them."""
+        self.lagging = True
 
     async def handle(self, message: object) -> None:
         match message:
             case Changes(committed):
-                if self.held is not None:
-                    self.held.append(committed)
+                if self.lagging:
+                    pass  # a later change was dropped: the catch-up replay covers this one
+                elif self.held is not None:
+                    if len(self.held) < HELD_LIMIT:
+                        self.held.append(committed)
+                    else:
+                        self._held_overflow = True
                 else:
                     await self._emit(self._filter(committed.changes), committed.position)
             case ReplayBatch(events, upto):
                 await self._emit(self._filter(events, replay=True), upto)
             case ReplayDone(snapshot):
                 held, self.held = self.held or [], None
+                if self._held_overflow or self.lagging:
+                    # some live changes were not kept: replay again from the snapshot later
+                    self._held_overflow, self.lagging, held = False, True, []
                 for committed in held:
                     if committed.position.validity != snapshot.validity:
                         await self._emit(self._filter(committed.changes), committed.position)

@@ -2,7 +2,9 @@
 start-up, and fans the committed changes of a box out to that box's subscriptions.
 
 Messages: BoxChanged, StartSubscription.
-Overflow policy: BLOCK — a writer waits for room; changes are never dropped.
+Overflow policy: BLOCK — a writer waits for room here. Changes go on to each subscription with
+``tell_nowait``: a subscription whose mailbox is full is marked lagging and catches up by
+replay, so one slow notifyURL never holds up the writers of other boxes (or its own).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from storage import Subscription as SubscriptionRow
 from storage.nms import Committed, Position
 from storage.search import from_json
 
-from .actor import ActorRef, Reply, UnexpectedMessage
+from .actor import ActorRef, ActorStopped, MailboxFull, Reply, UnexpectedMessage
 from .parent import ParentActor
 from .registry import Registry
 from .storage import run_job
@@ -101,7 +103,12 @@ class Subscriptions(ParentActor):
         match message:
             case BoxChanged(committed):
                 for actor in self.of_box(committed.box_pk):
-                    await actor.ref.tell(Changes(committed))
+                    try:
+                        actor.ref.tell_nowait(Changes(committed))
+                    except MailboxFull:
+                        actor.mark_lagging()  # it catches up by replay; writers never wait
+                    except ActorStopped:
+                        pass  # ended meanwhile
             case StartSubscription(info, start, next_index, replay_from, reply):
                 try:
                     reply.send(await self._start(info, start, next_index, replay_from))

@@ -1,0 +1,82 @@
+"""A subscription whose notifyURL is down falls behind without holding up the writers, then
+catches up by replay: nothing lost, index without gaps (virtual time)."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+import trio.testing
+
+import actors.subscription as subscription_module
+from actors import ChildSpec, Registry, Supervisor
+from actors.store import Store
+from actors.subscription import RetryLater, SubscriptionActor, SubscriptionInfo
+from actors.subscriptions import StartSubscription, Subscriptions
+from storage import Database, nms
+from storage.nms import Position
+from tests.inline_storage import InlineStorage
+from tests.test_replay_handover import RecordingEncoder, live_state
+
+
+async def test_a_slow_subscriber_never_blocks_writers_and_loses_nothing(
+        tmp_path, monkeypatch, autojump_clock):
+    monkeypatch.setattr(SubscriptionActor, "mailbox_capacity", 2)
+    monkeypatch.setattr(subscription_module, "DELIVERY_QUEUE", 2)
+    database = Database(f"sqlite:///{tmp_path / 't.db'}")
+    database.migrate()
+    delivered: list[dict] = []
+    down_until = trio.current_time() + 20
+
+    async def notify(url: str, fmt: str, body: str) -> None:
+        if trio.current_time() < down_until:
+            raise RetryLater("503")
+        delivered.append(json.loads(body))
+
+    registry = Registry()
+    storage = InlineStorage(database)
+    subscriptions = Subscriptions(registry, storage.ref, encoder=RecordingEncoder(),
+                                  notify=notify)
+    root = Supervisor("root", [ChildSpec(storage), ChildSpec(subscriptions)])
+    store = Store(storage.ref, subscriptions.ref)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(root.run)
+        box_pk = database.run(lambda s: nms.open_box(s, "s", "box").box.pk)
+        info = SubscriptionInfo("sub", "s", "box", box_pk, "http://down", None, "json", 3600,
+                                None)
+        actor = await subscriptions.ref.ask(
+            lambda r: StartSubscription(info, Position(1, 0), 1, None, r))
+        t0 = trio.current_time()
+        ids = []
+        for n in range(40):
+            def create(work: nms.BoxWork, n: int = n) -> str:
+                folder = nms.folder_at(work, f"/f{n % 3}", create=True)
+                return nms.create_object(work, folder, [], ["\\Seen"] if n % 2 else []).id
+            ids.append(await store.write("s", "box", create))
+        for object_id in ids[::4]:
+            await store.write("s", "box", lambda w, i=object_id: nms.delete_object(w, i))
+        assert trio.current_time() == t0  # forty writes, none waited for the subscriber
+        assert actor.lagging
+        await trio.sleep_until(down_until + 30)
+        await trio.testing.wait_all_tasks_blocked()
+        final = database.run(lambda s: nms.position(s, "s", "box"))
+        assert actor.position == final
+        assert not actor.lagging
+        root.close_mailbox()
+
+    assert [d["index"] for d in delivered] == list(range(1, len(delivered) + 1))
+    mirror: dict[str, tuple] = {}
+    versions: dict[str, int] = {}
+    for d in delivered:
+        for e in d["events"]:
+            if e["seq"] <= versions.get(e["id"], 0):
+                continue
+            versions[e["id"]] = e["seq"]
+            if e["deleted"]:
+                mirror.pop(e["id"], None)
+            elif e["kind"] == "object":
+                mirror[e["id"]] = ("object", e["parent"], tuple(e["flags"]), e["seq"])
+            else:
+                mirror[e["id"]] = ("folder", e["parent"], e["name"], e["seq"])
+    assert mirror == live_state(database)
+    database.dispose()
