@@ -53,13 +53,13 @@ def _collect_garbage() -> Iterator[None]:
 
 
 @pytest.fixture
-async def client(tmp_path):
-    """An HTTP client on a whole server (hypercorn on 127.0.0.1:0, SQLite under tmp_path);
-    ``client.services`` is the server's Services."""
+async def client(database_url: str):
+    """An HTTP client on a whole server (hypercorn on 127.0.0.1:0), on SQLite and, when
+    configured, on PostgreSQL; ``client.services`` is the server's Services."""
     from api.runtime import Settings, open_tidings
     from tests.servers import http_client
 
-    settings = Settings(port=0, database_url=f"sqlite:///{tmp_path / 'tidings.db'}")
+    settings = Settings(port=0, database_url=database_url)
     async with open_tidings(settings) as services, http_client(services) as http:
         http.services = services  # type: ignore[attr-defined]
         yield http
