@@ -3,11 +3,11 @@ default, 127.0.0.1) or keep ``/admin`` behind the proxy's access control."""
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response
 
 from storage import nms
 
-from .runtime import Services
+from .context import services
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin/v1")
 
@@ -15,6 +15,5 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin/v1")
 @blueprint.route("/boxes/<store>/<box>/reset", methods=["POST"])
 async def reset_box(store: str, box: str) -> Response:
     """Empty the box; its subscriptions get ``resetBox``; older restartTokens replay it."""
-    services: Services = current_app.extensions["tidings"]
-    await services.store.write(store, box, nms.reset_box)
+    await services().store.write(store, box, nms.reset_box)
     return Response(b"", status=204)

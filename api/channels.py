@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, request
 
 from actors import ActorStopped, AskTimeout, MailboxFull
 from actors.channel import (
@@ -31,9 +31,9 @@ from .codecs.notifications import (
     notifications_from_xml,
 )
 from .codecs.xml import XSI, XmlError, build, to_xml_bytes
+from .context import services
 from .errors import OmaError, invalid_input, not_found, render_error, service_error
 from .negotiation import FORM, JSON, XML, body_format, choose_format, decode_json, render
-from .runtime import Services
 
 blueprint = Blueprint("channels", __name__, url_prefix="/notificationchannel/v1")
 
@@ -44,11 +44,6 @@ DATA_TYPES = {"LongPolling": "nc:LongPollingData", "WebSockets": "nc:WebSocketsD
 SERVER_MEMBERS = ("callbackURL", "resourceURL")
 _NS = {"nc": NC_NS}
 _CODEC = NotificationCodec()
-
-
-def services() -> Services:
-    found: Services = current_app.extensions["tidings"]
-    return found
 
 
 def policy() -> ChannelPolicy:

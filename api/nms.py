@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, request
 
 from storage import nms
 from storage.nms import BoxWork, NotFound
@@ -15,25 +15,15 @@ from storage.nms import BoxWork, NotFound
 from .bodies import body_from, raw_body, read_body
 from .codecs.multipart import MultipartError, parse_upload
 from .codecs.nms import NMS_NS, Urls
+from .context import services, store_urls
 from .errors import OmaError, invalid_input, not_found
 from .negotiation import JSON, body_format, choose_format, decode_json, render
-from .runtime import Services
 
 blueprint = Blueprint("nms", __name__, url_prefix="/nms/v1/<store>/<box>")
 _NS = {"nms": NMS_NS}
 #: attributes a chat message must carry (NMS Appendix I names)
 REQUIRED = ("From", "To", "TextContent")
 MAX_FLAGS = 64
-
-
-def services() -> Services:
-    found: Services = current_app.extensions["tidings"]
-    return found
-
-
-def urls() -> Urls:
-    svc = services()
-    return Urls(lambda: svc.public_url)
 
 
 def respond(body: dict[str, Any], *, status: int = 200,
@@ -76,7 +66,7 @@ def _flags(value: Any, part: str = "flags") -> list[str]:
 
 
 def _folder_id_from(url: str, store: str, box: str) -> str:
-    prefix = urls().box(store, box) + "/folders/"
+    prefix = store_urls().box(store, box) + "/folders/"
     if not url.startswith(prefix) or "/" in url[len(prefix):]:
         raise invalid_input("parentFolder", "a folder resourceURL of this box")
     return url[len(prefix):]
@@ -130,7 +120,7 @@ async def create_object(store: str, box: str) -> Response:
         raise invalid_input("parentFolder", "an existing folder of this box") from None
     except ValueError as error:
         raise invalid_input("parentFolderPath", str(error)) from None
-    url = urls().object(store, box, object_id)
+    url = store_urls().object(store, box, object_id)
     return respond({"reference": {"resourceURL": url, "path": path}}, status=201,
                    headers={"Location": url})
 
@@ -180,7 +170,7 @@ async def one_object(store: str, box: str, object_id: str) -> Response:
     if request.method == "DELETE":
         await _write(store, box, object_id, lambda work: nms.delete_object(work, object_id))
         return Response(b"", status=204)
-    u = urls()
+    u = store_urls()
     body = await _read(store, box, object_id,
                        lambda work, obj: object_body(u, work, obj, store, box))
     return respond(body)
@@ -189,7 +179,7 @@ async def one_object(store: str, box: str, object_id: str) -> Response:
 @blueprint.route("/objects/<object_id>/flags", methods=["GET", "PUT"])
 async def flags(store: str, box: str, object_id: str) -> Response:
     choose_format()
-    u = urls()
+    u = store_urls()
     if request.method == "PUT":
         wanted = _flags((await read_body("flagList")).fields)
         body = await _write(store, box, object_id, lambda work: flag_list(
@@ -218,7 +208,7 @@ async def one_flag(store: str, box: str, object_id: str, flag: str) -> Response:
         had = await _write(store, box, object_id, add)
         if had:
             return Response(b"", status=204)
-        location = urls().object(store, box, object_id) + "/flags/" + quote(name, safe="")
+        location = store_urls().object(store, box, object_id) + "/flags/" + quote(name, safe="")
         return respond({"empty": None}, status=201, headers={"Location": location})
 
     def remove(work: BoxWork) -> None:
@@ -285,7 +275,7 @@ async def folder(store: str, box: str, folder_id: str) -> Response:
             raise OmaError(403, "POL0001", "A policy error occurred. Error code is %1",
                            [str(error)]) from None
         return Response(b"", status=204)
-    u = urls()
+    u = store_urls()
 
     def read(work: BoxWork | None) -> dict[str, Any]:
         if work is None:

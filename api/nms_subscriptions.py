@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, request
 
 from actors import ActorStopped
 from actors.storage import run_job
@@ -27,11 +27,11 @@ from storage.nms import Position, open_box, position
 from storage.search import Criteria, to_json
 
 from .bodies import as_int, as_text, read_body
-from .codecs.nms import NMS_NS, Urls, subscription_body
+from .codecs.nms import NMS_NS, subscription_body
+from .context import services, store_urls
 from .criteria import criteria_from
 from .errors import invalid_input, not_found
 from .negotiation import choose_format, render
-from .runtime import Services
 
 blueprint = Blueprint("nms_subscriptions", __name__, url_prefix="/nms/v1/<store>/<box>")
 _NS = {"nms": NMS_NS}
@@ -44,16 +44,6 @@ class SubscriptionPolicy:
 
 
 POLICY = SubscriptionPolicy()
-
-
-def services() -> Services:
-    found: Services = current_app.extensions["tidings"]
-    return found
-
-
-def urls() -> Urls:
-    svc = services()
-    return Urls(lambda: svc.public_url)
 
 
 def respond(body: dict[str, Any], *, status: int = 200,
@@ -91,8 +81,8 @@ async def subscriptions(store: str, box: str) -> Response:
                  if isinstance(a, SubscriptionActor) and not a.ended
                  and (a.info.store, a.info.box) == (store, box)]
         return respond({"nmsSubscriptionList": {
-            "subscription": [subscription_body(urls(), v) for v in views],
-            "resourceURL": urls().box(store, box) + "/subscriptions"}})
+            "subscription": [subscription_body(store_urls(), v) for v in views],
+            "resourceURL": store_urls().box(store, box) + "/subscriptions"}})
     fields = (await read_body("nmsSubscription")).fields
     callback = fields.get("callbackReference")
     if not isinstance(callback, dict) or not isinstance(callback.get("notifyURL"), str):
@@ -112,8 +102,8 @@ async def subscriptions(store: str, box: str) -> Response:
         correlator=None if correlator is None else as_text(correlator, "clientCorrelator"),
         token=fields.get("restartToken"), filter=criteria)
     view, created = await _create(store, box, request_)
-    url = urls().subscription(store, box, view.info.id)
-    return respond({"nmsSubscription": subscription_body(urls(), view)},
+    url = store_urls().subscription(store, box, view.info.id)
+    return respond({"nmsSubscription": subscription_body(store_urls(), view)},
                    status=201 if created else 200, headers={"Location": url})
 
 
@@ -197,4 +187,4 @@ async def subscription(store: str, box: str, subscription_id: str) -> Response:
             view = await actor.ref.ask(DescribeSubscription)
     except ActorStopped:
         raise not_found("subscriptionId") from None
-    return respond({"nmsSubscription": subscription_body(urls(), view)})
+    return respond({"nmsSubscription": subscription_body(store_urls(), view)})

@@ -5,23 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from quart import Blueprint, current_app
+from quart import Blueprint
 
 from actors import ActorError
 from actors.storage import run_job
 from storage import redact_url
 
-from .runtime import Services
+from .context import services
 
 blueprint = Blueprint("ops", __name__)
 
 #: /healthz must answer quickly even when the database does not.
 HEALTH_TIMEOUT = 2.0
-
-
-def services() -> Services:
-    found: Services = current_app.extensions["tidings"]
-    return found
 
 
 @blueprint.get("/healthz")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response
 
 from storage import StoredObject, nms
 from storage.nms import BoxWork
@@ -17,11 +17,11 @@ from storage.search import Criteria, matches
 
 from .bodies import as_int, read_body
 from .codecs.nms import NMS_NS, Urls
+from .context import services, store_urls
 from .criteria import criteria_from
 from .errors import invalid_input
 from .negotiation import choose_format, render
 from .nms import object_body
-from .runtime import Services
 
 blueprint = Blueprint("nms_search", __name__, url_prefix="/nms/v1/<store>/<box>")
 #: the largest page a client may ask for
@@ -31,9 +31,7 @@ MAX_ENTRIES = 1000
 @blueprint.route("/objects/operations/search", methods=["POST"])
 async def search(store: str, box: str) -> Response:
     fmt = choose_format()
-    services: Services = current_app.extensions["tidings"]
-    svc = services
-    u = Urls(lambda: svc.public_url)
+    u = store_urls()
     fields = (await read_body("selectionCriteria")).fields
     if fields.get("maxEntries") is None:
         raise invalid_input("maxEntries", "an integer >= 1")
@@ -53,7 +51,8 @@ async def search(store: str, box: str) -> Response:
         return _page(u, work, store, box, criteria, limit, cursor, descending, created_after,
                      scope_url)
 
-    return render(await services.store.read(store, box, run), fmt, namespaces={"nms": NMS_NS})
+    return render(await services().store.read(store, box, run), fmt,
+                  namespaces={"nms": NMS_NS})
 
 
 def _descending(sort: Any) -> bool:

@@ -25,8 +25,8 @@ from actors.channel import (
 )
 
 from .codecs.notifications import client_message
+from .context import services
 from .errors import not_found, service_error
-from .runtime import Services
 
 SUBPROTOCOL = "notificationchannel-netapi-rest.openmobilealliance.org"
 
@@ -39,10 +39,7 @@ def _refuse(status: int, body: dict[str, object]) -> Response:
 
 @blueprint.websocket("/<user_id>/channels/<channel_id>/ws")
 async def channel_socket(user_id: str, channel_id: str) -> Response | None:
-    from quart import current_app
-
-    services: Services = current_app.extensions["tidings"]
-    actor = services.router.channel_for(user_id, channel_id)
+    actor = services().router.channel_for(user_id, channel_id)
     if actor is None or actor.info.channel_type != "WebSockets":
         return _refuse(404, not_found("channelId").body())
     if SUBPROTOCOL not in websocket.requested_subprotocols:

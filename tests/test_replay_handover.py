@@ -133,7 +133,16 @@ async def test_replay_then_live_loses_nothing_and_reproduces_the_box(
         if seq > token.seq:
             assert (item_id, seq) in seen
     # the lastModSeq rule turns what the client knew at the token into the box as it is
-    mirror = {k: v for k, v in known.items()}
+    database = Database(database.url)
+    assert apply_events(known, delivered) == live_state(database)
+    assert delivered == [] or delivered[-1]["token"] == str(final)
+    database.dispose()
+
+
+def apply_events(known: dict[str, tuple[Any, ...]],
+                 delivered: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """A client's mirror: what it knew, then each event whose lastModSeq is newer (§5.1.4.4)."""
+    mirror = dict(known)
     versions = {k: v[-1] for k, v in known.items()}
     for d in delivered:
         for e in d["events"]:
@@ -146,10 +155,7 @@ async def test_replay_then_live_loses_nothing_and_reproduces_the_box(
                 mirror[e["id"]] = ("object", e["parent"], tuple(e["flags"]), e["seq"])
             else:
                 mirror[e["id"]] = ("folder", e["parent"], e["name"], e["seq"])
-    database = Database(database.url)
-    assert mirror == live_state(database)
-    assert delivered == [] or delivered[-1]["token"] == str(final)
-    database.dispose()
+    return mirror
 
 
 def live_state_with_tombstones(_tmp: Any, url: str) -> set[tuple[str, int]]:

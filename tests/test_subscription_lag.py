@@ -16,7 +16,7 @@ from actors.subscriptions import StartSubscription, Subscriptions
 from storage import Database, nms
 from storage.nms import Position
 from tests.inline_storage import InlineStorage
-from tests.test_replay_handover import RecordingEncoder, live_state
+from tests.test_replay_handover import RecordingEncoder, apply_events, live_state
 
 
 async def test_a_slow_subscriber_never_blocks_writers_and_loses_nothing(
@@ -65,18 +65,5 @@ async def test_a_slow_subscriber_never_blocks_writers_and_loses_nothing(
         root.close_mailbox()
 
     assert [d["index"] for d in delivered] == list(range(1, len(delivered) + 1))
-    mirror: dict[str, tuple] = {}
-    versions: dict[str, int] = {}
-    for d in delivered:
-        for e in d["events"]:
-            if e["seq"] <= versions.get(e["id"], 0):
-                continue
-            versions[e["id"]] = e["seq"]
-            if e["deleted"]:
-                mirror.pop(e["id"], None)
-            elif e["kind"] == "object":
-                mirror[e["id"]] = ("object", e["parent"], tuple(e["flags"]), e["seq"])
-            else:
-                mirror[e["id"]] = ("folder", e["parent"], e["name"], e["seq"])
-    assert mirror == live_state(database)
+    assert apply_events({}, delivered) == live_state(database)
     database.dispose()
