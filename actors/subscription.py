@@ -177,6 +177,13 @@ class SubscriptionActor(Actor):
             self.replays.close_mailbox()
             nursery.cancel_scope.cancel()
 
+    async def on_start(self) -> None:
+        if self.held is not None:
+            # a new incarnation after a crash during a replay: that replay is gone, so catch
+            # up by a new one from the position (nothing after it was reported)
+            self.held = None
+            self.lagging = True
+
     async def on_started(self) -> None:
         if self.replay_from is not None:
             start, self.replay_from = self.replay_from, None
@@ -276,6 +283,9 @@ class SubscriptionActor(Actor):
         await self._out_send.send(_Outgoing(text, index, self.position))
 
     async def _start_replay(self, start: Position) -> None:
+        # everything after ``start`` is reported again: until the replay passes them, the
+        # subscription's own restartToken is ``start`` (so a crash mid-replay skips nothing)
+        self.position = start
         if self.held is None:
             self.held = []
         worker = ReplayWorker(self.info, start, self.storage, self.ref)
@@ -299,8 +309,11 @@ class SubscriptionActor(Actor):
                 except RetryLater as error:
                     log.warning("%s: delivery failed (%s); retrying in %.1f s", self.name,
                                 error, delay)
-                    await trio.sleep(delay)
-                    delay = min(RETRY_MAX, delay * 2)
+                except Exception:
+                    # never lose the list in hand: an unexpected failure is retried too
+                    log.exception("%s: delivery failed; retrying in %.1f s", self.name, delay)
+                await trio.sleep(delay)
+                delay = min(RETRY_MAX, delay * 2)
 
     async def _save_loop(self) -> None:
         """Save the delivered position now and then: after a crash or a restart the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 import trio
@@ -95,3 +97,53 @@ async def test_an_update_sets_a_new_duration(world, autojump_clock):
     await trio.sleep_until(t0 + 150)
     await trio.testing.wait_all_tasks_blocked()
     assert actor.ended
+
+
+async def test_a_crash_during_a_replay_catches_up_with_a_new_one(world, autojump_clock,
+                                                                 monkeypatch):
+    import actors.subscription as subscription_module
+
+    database, subscriptions, store, delivered = world
+    for n in range(3):
+        await store.write("s", "box", lambda w, n=n: nms.folder_at(w, f"/f{n}", create=True))
+    real_run = subscription_module.ReplayWorker.run
+    calls = []
+
+    async def first_one_hangs(self, *, task_status=trio.TASK_STATUS_IGNORED):
+        calls.append(trio.current_time())
+        if len(calls) == 1:
+            task_status.started(self.ref)
+            await trio.sleep_forever()
+        await real_run(self, task_status=task_status)
+
+    monkeypatch.setattr(subscription_module.ReplayWorker, "run", first_one_hangs)
+    box_pk = database.run(lambda s: nms.open_box(s, "s", "box").box.pk)
+    info = SubscriptionInfo("sub2", "s", "box", box_pk, "http://c", None, "json", 3600, None)
+    actor = await subscriptions.ref.ask(
+        lambda r: StartSubscription(info, Position(1, 3), 1, Position(1, 0), r))
+    await trio.sleep(5)
+    assert delivered == [] and actor.held is not None  # the first replay never ends
+    await actor.ref.tell("not a subscription message")  # this incarnation crashes
+    await trio.sleep(5)
+    assert actor.stats.restarts == 1
+    assert len(calls) == 2
+    events = [e for body in delivered for e in json.loads(body)["events"]]
+    assert sorted(e["name"] for e in events) == ["", "f0", "f1", "f2"]
+    assert [json.loads(b)["index"] for b in delivered] == list(range(1, len(delivered) + 1))
+
+
+async def test_an_unexpected_delivery_error_is_retried_not_dropped(world, autojump_clock):
+    database, subscriptions, store, delivered = world
+    failures = [ValueError("a bug in the transport")]
+    actor = await _subscribe(database, subscriptions, duration=3600)
+    real_notify = actor.notify
+
+    async def flaky(url, fmt, body):
+        if failures:
+            raise failures.pop()
+        await real_notify(url, fmt, body)
+
+    actor.notify = flaky
+    await _write(store)
+    await trio.sleep(5)
+    assert [json.loads(b)["index"] for b in delivered] == [1, 2]
