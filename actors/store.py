@@ -7,6 +7,7 @@ hand-off, so the subscriptions see a box's changes in sequence order.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,11 +29,15 @@ class Store:
     def __init__(self, storage: ActorRef, subscriptions: ActorRef) -> None:
         self.storage = storage
         self.subscriptions = subscriptions
-        self._locks: dict[tuple[str, str], trio.Lock] = {}
+        # a box's lock lives while a write holds it: no entry per box ever written
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], trio.Lock] = (
+            weakref.WeakValueDictionary())
 
     async def write(self, store: str, box: str, work: Callable[[BoxWork], T]) -> T:
         """Run ``work`` on the box in one transaction; publish its changes after the commit."""
-        lock = self._locks.setdefault((store, box), trio.Lock())
+        lock = self._locks.get((store, box))
+        if lock is None:
+            lock = self._locks[(store, box)] = trio.Lock()
         async with lock:
             def job(session: Session) -> tuple[T, Any]:
                 unit = open_box(session, store, box)
