@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,13 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import actors.subscription as subscription_module
-from actors import ChildSpec, Registry, Supervisor
-from actors.storage import StorageActor
 from actors.store import Store
 from actors.subscription import SubscriptionInfo
-from actors.subscriptions import StartSubscription, Subscriptions
+from actors.subscriptions import StartSubscription
 from storage import Database, Folder, StoredObject, nms
-from storage.nms import ItemState, Position
+from tests.store_harness import apply_events, live_state, open_store_world
 
 # an operation: ("create", folder), ("flag", n, flags), ("delete", n) — n picks a live object
 OPS = st.lists(st.one_of(
@@ -32,29 +29,6 @@ OPS = st.lists(st.one_of(
               st.sets(st.sampled_from(["\\Seen", "\\Flagged", "\\Answered"]))),
     st.tuples(st.just("delete"), st.integers(0, 50)),
 ), min_size=1, max_size=25)
-
-
-class RecordingEncoder:
-    """Event lists as plain JSON of the item states (the wire format is tested elsewhere)."""
-
-    def event_list(self, info: SubscriptionInfo, events: Sequence[ItemState] | None,
-                   index: int, token: Position) -> str:
-        return json.dumps({"index": index, "token": str(token), "events": [
-            {"kind": e.kind, "id": e.id, "seq": e.last_mod_seq, "deleted": e.deleted,
-             "parent": e.parent_id, "flags": sorted(e.flags), "name": e.name}
-            for e in events or ()]})
-
-
-def live_state(database: Database) -> dict[str, tuple[Any, ...]]:
-    """What a client mirrors: live objects and folders with the state a notification carries."""
-    def read(session: Any) -> dict[str, tuple[Any, ...]]:
-        state: dict[str, tuple[Any, ...]] = {}
-        for obj in session.scalars(sa.select(StoredObject).where(StoredObject.deleted.is_(False))):
-            state[obj.id] = ("object", obj.folder_id, tuple(sorted(obj.flags)), obj.last_mod_seq)
-        for folder in session.scalars(sa.select(Folder).where(Folder.deleted.is_(False))):
-            state[folder.id] = ("folder", folder.parent_id, folder.name, folder.last_mod_seq)
-        return state
-    return database.run(read)
 
 
 async def apply_op(store: Store, op: tuple[Any, ...], live: list[str]) -> None:
@@ -89,15 +63,9 @@ async def test_replay_then_live_loses_nothing_and_reproduces_the_box(
         delivered.append(json.loads(body))
         await trio.lowlevel.checkpoint()
 
-    registry = Registry()
-    storage = StorageActor(database)
-    subscriptions = Subscriptions(registry, storage.ref, encoder=RecordingEncoder(),
-                                  notify=notify)
-    root = Supervisor("root", [ChildSpec(storage), ChildSpec(subscriptions)])
-    store = Store(storage.ref, subscriptions.ref)
     live: list[str] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(root.run)
+    async with open_store_world(database, notify) as world:
+        store, subscriptions = world.store, world.subscriptions
         tokens = [(database.run(lambda s: nms.position(s, "s", "box")), live_state(database))]
         for op in before:
             await apply_op(store, op, live)
@@ -121,7 +89,6 @@ async def test_replay_then_live_loses_nothing_and_reproduces_the_box(
         with trio.fail_after(30):
             while actor.position.seq < final.seq or actor.held is not None or actor.undelivered:
                 await trio.testing.wait_all_tasks_blocked(cushion=0.001)
-        root.close_mailbox()
     database.dispose()
 
     # index: 1, 2, 3, ... with no gap and no repeat
@@ -137,25 +104,6 @@ async def test_replay_then_live_loses_nothing_and_reproduces_the_box(
     assert apply_events(known, delivered) == live_state(database)
     assert delivered == [] or delivered[-1]["token"] == str(final)
     database.dispose()
-
-
-def apply_events(known: dict[str, tuple[Any, ...]],
-                 delivered: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
-    """A client's mirror: what it knew, then each event whose lastModSeq is newer (§5.1.4.4)."""
-    mirror = dict(known)
-    versions = {k: v[-1] for k, v in known.items()}
-    for d in delivered:
-        for e in d["events"]:
-            if e["seq"] <= versions.get(e["id"], 0):
-                continue
-            versions[e["id"]] = e["seq"]
-            if e["deleted"]:
-                mirror.pop(e["id"], None)
-            elif e["kind"] == "object":
-                mirror[e["id"]] = ("object", e["parent"], tuple(e["flags"]), e["seq"])
-            else:
-                mirror[e["id"]] = ("folder", e["parent"], e["name"], e["seq"])
-    return mirror
 
 
 def live_state_with_tombstones(_tmp: Any, url: str) -> set[tuple[str, int]]:

@@ -8,12 +8,9 @@ import gc
 import trio
 import trio.testing
 
-from actors import ChildSpec, Registry, Supervisor
-from actors.storage import StorageActor
-from actors.store import Store
 from actors.subscriptions import BoxChanged, Subscriptions
 from storage import Database, nms
-from tests.test_replay_handover import RecordingEncoder
+from tests.store_harness import open_store_world
 
 
 class RecordingSubscriptions(Subscriptions):
@@ -34,14 +31,11 @@ async def _ignore(url: str, fmt: str, body: str) -> None:
 async def test_concurrent_writes_publish_in_sequence_order_per_box(tmp_path):
     database = Database(f"sqlite:///{tmp_path / 't.db'}")
     database.migrate()
-    registry = Registry()
-    storage = StorageActor(database, concurrency=4)
-    subscriptions = RecordingSubscriptions(registry, storage.ref, encoder=RecordingEncoder(),
-                                           notify=_ignore)
-    root = Supervisor("root", [ChildSpec(storage), ChildSpec(subscriptions)])
-    store = Store(storage.ref, subscriptions.ref)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(root.run)
+    async with open_store_world(database, _ignore,
+                                subscriptions_class=RecordingSubscriptions) as world:
+        store = world.store
+        subscriptions = world.subscriptions
+        assert isinstance(subscriptions, RecordingSubscriptions)
         async with trio.open_nursery() as writers:
             for n in range(30):
                 writers.start_soon(store.write, "s", f"box{n % 3}",
@@ -49,7 +43,6 @@ async def test_concurrent_writes_publish_in_sequence_order_per_box(tmp_path):
         await trio.testing.wait_all_tasks_blocked()
         gc.collect()
         assert len(store._locks) == 0
-        root.close_mailbox()
     database.dispose()
     for box in ("box0", "box1", "box2"):
         seqs = [seq for name, seq in subscriptions.published if name == box]

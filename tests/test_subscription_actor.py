@@ -9,14 +9,12 @@ import sqlalchemy as sa
 import trio
 import trio.testing
 
-from actors import ChildSpec, Registry, Supervisor
-from actors.store import Store
 from actors.subscription import DescribeSubscription, SubscriptionInfo, Update
-from actors.subscriptions import StartSubscription, Subscriptions
+from actors.subscriptions import StartSubscription
 from storage import Database, Subscription, nms
 from storage.nms import Position
 from tests.inline_storage import InlineStorage
-from tests.test_replay_handover import RecordingEncoder
+from tests.store_harness import open_store_world
 
 
 @pytest.fixture
@@ -28,15 +26,8 @@ async def world(tmp_path, autojump_clock):
     async def notify(url: str, fmt: str, body: str) -> None:
         delivered.append(body)
 
-    registry = Registry()
-    storage = InlineStorage(database)
-    subscriptions = Subscriptions(registry, storage.ref, encoder=RecordingEncoder(),
-                                  notify=notify)
-    root = Supervisor("root", [ChildSpec(storage), ChildSpec(subscriptions)])
-    async with trio.open_nursery() as nursery:
-        await nursery.start(root.run)
-        yield database, subscriptions, Store(storage.ref, subscriptions.ref), delivered
-        root.close_mailbox()
+    async with open_store_world(database, notify, storage_class=InlineStorage) as world:
+        yield database, world.subscriptions, world.store, delivered
     database.dispose()
 
 

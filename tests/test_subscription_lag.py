@@ -9,14 +9,12 @@ import trio
 import trio.testing
 
 import actors.subscription as subscription_module
-from actors import ChildSpec, Registry, Supervisor
-from actors.store import Store
 from actors.subscription import RetryLater, SubscriptionActor, SubscriptionInfo
-from actors.subscriptions import StartSubscription, Subscriptions
+from actors.subscriptions import StartSubscription
 from storage import Database, nms
 from storage.nms import Position
 from tests.inline_storage import InlineStorage
-from tests.test_replay_handover import RecordingEncoder, apply_events, live_state
+from tests.store_harness import apply_events, live_state, open_store_world
 
 
 async def test_a_slow_subscriber_never_blocks_writers_and_loses_nothing(
@@ -33,14 +31,8 @@ async def test_a_slow_subscriber_never_blocks_writers_and_loses_nothing(
             raise RetryLater("503")
         delivered.append(json.loads(body))
 
-    registry = Registry()
-    storage = InlineStorage(database)
-    subscriptions = Subscriptions(registry, storage.ref, encoder=RecordingEncoder(),
-                                  notify=notify)
-    root = Supervisor("root", [ChildSpec(storage), ChildSpec(subscriptions)])
-    store = Store(storage.ref, subscriptions.ref)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(root.run)
+    async with open_store_world(database, notify, storage_class=InlineStorage) as world:
+        store, subscriptions = world.store, world.subscriptions
         box_pk = database.run(lambda s: nms.open_box(s, "s", "box").box.pk)
         info = SubscriptionInfo("sub", "s", "box", box_pk, "http://down", None, "json", 3600,
                                 None)
@@ -62,7 +54,6 @@ async def test_a_slow_subscriber_never_blocks_writers_and_loses_nothing(
         final = database.run(lambda s: nms.position(s, "s", "box"))
         assert actor.position == final
         assert not actor.lagging
-        root.close_mailbox()
 
     assert [d["index"] for d in delivered] == list(range(1, len(delivered) + 1))
     assert apply_events({}, delivered) == live_state(database)
