@@ -7,7 +7,7 @@ a dropped connection, a takeover or a crash puts it back at the head of the queu
 is at least once and in arrival order.
 
 Messages: Deliver, Attach, Detach, Sent, SendFailed, ClientConnCheck, ClientConnAck, Poll,
-Describe, Refresh, Close.
+Describe, Refresh, Close, GoingAway.
 Overflow policy: BLOCK for control messages. Notifications enter through :meth:`offer`, which
 admits at most ``queue_limit`` notifications not yet delivered and refuses the rest at once
 (:class:`~actors.actor.MailboxFull`, which the callback answers with 503).
@@ -40,6 +40,7 @@ CLOSE_EXPIRED = 4002
 CLOSE_UNANSWERED = 4003
 CLOSE_SLOW = 4004
 CLOSE_RESTARTED = 1011
+CLOSE_GOING_AWAY = 1001
 #: frames a connection may have waiting before it counts as too slow and is dropped
 OUTBOX_CAPACITY = 8
 
@@ -193,6 +194,11 @@ class Close:
     reply: Reply[None]
 
 
+@dataclass(frozen=True)
+class GoingAway:
+    """The server is stopping: close the connection (1001), answer the long poll."""
+
+
 class ChannelActor(Actor):
     kind = "channel"
 
@@ -303,6 +309,13 @@ class ChannelActor(Actor):
             case Close(reply):
                 await self._end(CLOSE_DELETED, "channel deleted")
                 reply.send(None)
+            case GoingAway():
+                if self.session is not None:
+                    self._detach().close(CLOSE_GOING_AWAY, "server shutting down")
+                if self.poll is not None:
+                    self.poll.reply.send(None)
+                    self.poll, self.poll_deadline = None, math.inf
+                return  # nothing more goes out
             case _:
                 raise UnexpectedMessage(f"{self.name} got {message!r}")
         self._pump()

@@ -19,8 +19,8 @@ import trio
 
 from storage import Channel
 
-from .actor import ActorRef, Reply, UnexpectedMessage
-from .channel import ChannelActor, ChannelInfo, ChannelPolicy, ChannelView, Codec
+from .actor import ActorError, ActorRef, Reply, UnexpectedMessage
+from .channel import ChannelActor, ChannelInfo, ChannelPolicy, ChannelView, Codec, GoingAway
 from .parent import ParentActor
 from .registry import Registry
 from .storage import run_job
@@ -86,6 +86,16 @@ class Router(ParentActor):
         return [ChannelView(actor.info, actor.remaining()) for actor in self.supervisor.targets()
                 if isinstance(actor, ChannelActor) and not actor.gone
                 and actor.info.user_id == user_id]
+
+    def going_away(self) -> None:
+        """Tell every channel the server is stopping, so that its connection closes now rather
+        than when the HTTP server's grace period runs out."""
+        for actor in self.supervisor.targets():
+            if isinstance(actor, ChannelActor):
+                try:
+                    actor.ref.tell_nowait(GoingAway())
+                except ActorError:
+                    pass  # full or stopped: the grace period still bounds the wait
 
     # -- life ------------------------------------------------------------------------------
     async def on_started(self) -> None:

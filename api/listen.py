@@ -9,7 +9,12 @@ from __future__ import annotations
 import sys
 
 import trio
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    open_websocket_url,
+)
 
 from .codecs.notifications import client_message
 from .websocket import SUBPROTOCOL
@@ -34,7 +39,7 @@ async def listen(url: str, *, count: int | None = None) -> int:
             code = closed.reason.code if closed.reason else 1006
             text = (closed.reason.reason if closed.reason else None) or ""
             print(f"closed by the server: {code} {text}".rstrip(), file=sys.stderr, flush=True)
-            return 0 if code in (1000, 4000, 4002) else 1
+            return 0 if code in (1000, 1001, 4000, 4002) else 1
     return 0
 
 
@@ -46,3 +51,11 @@ def run(url: str, count: int | None = None) -> int:
         return trio.run(lambda: listen(url, count=count))
     except KeyboardInterrupt:
         return 0
+    except ConnectionRejected as rejected:
+        print(f"{url} refused the WebSocket: HTTP {rejected.status_code} "
+              f"{(rejected.body or b'').decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except (HandshakeError, OSError) as error:
+        cause = error.__cause__ or error
+        print(f"cannot connect to {url}: {cause}", file=sys.stderr)
+        return 1

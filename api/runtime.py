@@ -105,7 +105,7 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
     services = Services(settings, registry, database, root, storage.ref, router, subscriptions,
                         store=Store(storage.ref, subscriptions.ref), bound_urls=bound)
     http = HttpServer(create_app(services), hypercorn_config(settings),
-                      on_bound=services.bound_urls.extend)
+                      on_bound=services.bound_urls.extend, on_stopping=router.going_away)
     services.http = http
     for actor in (storage, router, subscriptions, http):
         root.add(ChildSpec(actor, grace=SHUTDOWN_GRACE))

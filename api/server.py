@@ -101,12 +101,14 @@ class HttpServer(Actor):
     mailbox_capacity = 1
 
     def __init__(self, app: Any, config: Config, *, name: str = "http",
-                 on_bound: Callable[[list[str]], None] | None = None) -> None:
+                 on_bound: Callable[[list[str]], None] | None = None,
+                 on_stopping: Callable[[], None] | None = None) -> None:
         super().__init__(name)
         self.app = app
         self.config = config
         self.binds: list[str] = []
         self._on_bound = on_bound
+        self._on_stopping = on_stopping
         self._stop = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
@@ -126,6 +128,8 @@ class HttpServer(Actor):
 
     def close_mailbox(self) -> None:
         super().close_mailbox()
+        if self._on_stopping is not None and not self._stop.is_set():
+            self._on_stopping()  # long-lived connections end now, not at the grace deadline
         self._stop.set()
 
     def snapshot(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -360,3 +361,36 @@ async def test_a_running_channel_shows_in_stats(client):
         f"channel:{channel_id}", "channel", "running")
     assert shown["restartPolicy"] == "transient"
     assert shown["channelType"] == "WebSockets"
+
+
+async def test_stopping_the_server_closes_websockets_with_going_away(tmp_path):
+    settings = Settings(port=0, database_url=f"sqlite:///{tmp_path / 'stop.db'}")
+    closed = []
+    async with trio.open_nursery() as nursery:
+        async with open_tidings(settings) as services, http_client(services) as client:
+            client.services = services  # type: ignore[attr-defined]
+            channel = await create(client, D2_LONG_POLLING)
+            poll = path_of(channel["channelData"]["channelURL"])
+            ws_channel = await create(client, {"notificationChannel": {
+                "channelType": "WebSockets"}})
+            ready = trio.Event()
+
+            async def hold_socket() -> None:
+                async with websocket(ws_channel["channelData"]["channelURL"]) as ws:
+                    ready.set()
+                    with pytest.raises(ConnectionClosed) as info:
+                        await ws.get_message()
+                    closed.append(info.value.reason.code)
+
+            nursery.start_soon(hold_socket)
+            await ready.wait()
+            answers = []
+
+            async def hold_poll() -> None:
+                async with httpx.AsyncClient(base_url=services.bound_urls[0]) as other:
+                    answers.append(await other.post(poll, json=POLL_BODY, timeout=60))
+
+            nursery.start_soon(hold_poll)
+            await _wait_polling(client)
+    assert closed == [1001]
+    assert answers[0].json() == {"notificationList": None}
