@@ -19,6 +19,11 @@ log = logging.getLogger("tidings")
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then stop everything in reverse order."""
+    if settings.public_url is None and settings.host in ("0.0.0.0", "::", ""):
+        log.warning("bound to all interfaces without --public-url: the URLs handed out "
+                    "(channelURL, callbackURL, resourceURL) will name %s, which clients cannot "
+                    "reach; pass --public-url http://<this host>:%s", settings.host or "*",
+                    settings.port)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_tidings(settings) as services:
             print(f"Tidings is serving on {services.public_url} "
