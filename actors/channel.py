@@ -279,7 +279,8 @@ class ChannelActor(Actor):
                 self.session = session
                 self.check_pending = False
                 self.next_check_at = trio.current_time() + self.policy.check_interval
-                reply.send(None)
+                if not reply.send(None):  # the connection gave up waiting: nobody to write to
+                    self._detach()
             case Detach(session) | SendFailed(session):
                 if session is self.session:
                     self._detach()

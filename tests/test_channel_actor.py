@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import trio
 import trio.testing
 
-from actors import ActorStopped, ChildSpec, Registry, Supervisor
+from actors import ActorStopped, ChildSpec, Registry, Reply, Supervisor
 from actors.channel import (
     CLOSE_EXPIRED,
     CLOSE_REPLACED,
@@ -267,3 +267,16 @@ async def test_the_queue_limit_refuses_more_than_it_can_hold(harness, autojump_c
     _, frame = await actor.ref.ask(Poll)
     assert len(numbers(frame)) == 100
     actor.offer([note(1000)])  # room again
+
+
+async def test_an_attach_whose_connection_gave_up_is_not_kept(harness, autojump_clock):
+    actor = await harness.channel()
+    actor.offer([note(1)])
+    send, receive = trio.open_memory_channel(1)
+    receive.close()  # the connection stopped waiting for its answer
+    await actor.ref.tell(Attach(Session(), Reply(send)))
+    await trio.testing.wait_all_tasks_blocked()
+    assert actor.session is None
+    assert actor.in_flight is None
+    again = await attach(actor)
+    assert numbers((await again.frames.receive()).text) == [1]
