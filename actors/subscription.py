@@ -102,11 +102,13 @@ class Changes:
 class ReplayBatch:
     events: tuple[ItemState, ...]
     upto: Position
+    generation: int
 
 
 @dataclass(frozen=True)
 class ReplayDone:
     snapshot: Position
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,8 @@ class SubscriptionActor(Actor):
         self._unsaved = trio.Event()
         self.lagging = False
         self._held_overflow = False
+        #: which replay is current: messages from a replaced one are ignored
+        self.replay_generation = 0
 
     @asynccontextmanager
     async def children(self) -> AsyncIterator[None]:
@@ -219,9 +223,12 @@ class SubscriptionActor(Actor):
                         self._held_overflow = True
                 else:
                     await self._emit(self._filter(committed.changes), committed.position)
-            case ReplayBatch(events, upto):
+            case ReplayBatch(_, _, generation) | ReplayDone(_, generation) if (
+                    generation != self.replay_generation):
+                pass  # from a replay that a newer one replaced
+            case ReplayBatch(events, upto, _):
                 await self._emit(self._filter(events, replay=True), upto)
-            case ReplayDone(snapshot):
+            case ReplayDone(snapshot, _):
                 held, self.held = self.held or [], None
                 if self._held_overflow or self.lagging:
                     # some live changes were not kept: replay again from the snapshot later
@@ -288,7 +295,8 @@ class SubscriptionActor(Actor):
         self.position = start
         if self.held is None:
             self.held = []
-        worker = ReplayWorker(self.info, start, self.storage, self.ref)
+        self.replay_generation += 1
+        worker = ReplayWorker(self.info, start, self.storage, self.ref, self.replay_generation)
         name = worker.name
         if self.replays.child(name) is not None:
             await self.replays.stop_child(name)
@@ -367,8 +375,9 @@ class ReplayWorker(Actor):
     mailbox_capacity = 1
 
     def __init__(self, info: SubscriptionInfo, start: Position, storage: ActorRef,
-                 subscriber: ActorRef) -> None:
+                 subscriber: ActorRef, generation: int) -> None:
         super().__init__(f"replay:{info.id}")
+        self.generation = generation
         self.info = info
         self.start = start
         self.storage = storage
@@ -386,15 +395,17 @@ class ReplayWorker(Actor):
         after = self.start.seq
         if self.start.validity != snapshot.validity:  # the box was reset since the token
             after = 0
-            await self.subscriber.tell(ReplayBatch((RESET,), Position(snapshot.validity, 0)))
+            await self.subscriber.tell(ReplayBatch((RESET,), Position(snapshot.validity, 0),
+                                                   self.generation))
         while after < snapshot.seq:
             page = await run_job(self.storage, _page(info.box_pk, after, snapshot.seq))
             if not page:
                 break
             after = page[-1].last_mod_seq
             self.sent += len(page)
-            await self.subscriber.tell(ReplayBatch(tuple(page), Position(snapshot.validity, after)))
-        await self.subscriber.tell(ReplayDone(snapshot))
+            await self.subscriber.tell(ReplayBatch(tuple(page), Position(snapshot.validity, after),
+                                                   self.generation))
+        await self.subscriber.tell(ReplayDone(snapshot, self.generation))
 
     def snapshot(self) -> dict[str, Any]:
         return {**super().snapshot(), "from": str(self.start), "sent": self.sent}

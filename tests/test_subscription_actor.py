@@ -139,3 +139,17 @@ async def test_an_unexpected_delivery_error_is_retried_not_dropped(world, autoju
     await _write(store)
     await trio.sleep(5)
     assert [json.loads(b)["index"] for b in delivered] == [1, 2]
+
+
+async def test_messages_from_a_replaced_replay_are_ignored(world, autojump_clock):
+    from actors.subscription import ReplayBatch, ReplayDone
+    from storage.nms import ItemState
+
+    database, subscriptions, store, delivered = world
+    actor = await _subscribe(database, subscriptions, duration=3600)
+    stale = ItemState("folder", "fold", 7, parent_id=None, name="stale")
+    await actor.ref.tell(ReplayBatch((stale,), Position(1, 7), generation=99))
+    await actor.ref.tell(ReplayDone(Position(1, 7), generation=99))
+    await trio.testing.wait_all_tasks_blocked()
+    assert delivered == []
+    assert actor.position == Position(1, 0)
