@@ -6,7 +6,7 @@ good only when the writer reports it written (``Sent``) or a long poll took it. 
 a dropped connection, a takeover or a crash puts it back at the head of the queue, so delivery
 is at least once and in arrival order.
 
-Messages: Deliver, Attach, Detach, Sent, SendFailed, ClientConnCheck, ClientConnAck, Poll,
+Messages: Deliver, Attach, Detach, Sent, ClientConnCheck, ClientConnAck, Poll,
 Describe, Refresh, Close, GoingAway.
 Overflow policy: BLOCK for control messages. Notifications enter through :meth:`offer`, which
 admits at most ``queue_limit`` notifications not yet delivered and refuses the rest at once
@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -157,11 +157,6 @@ class Sent:
 
 
 @dataclass(frozen=True)
-class SendFailed:
-    session: Session
-
-
-@dataclass(frozen=True)
 class ClientConnCheck:
     session: Session
 
@@ -203,8 +198,7 @@ class ChannelActor(Actor):
     kind = "channel"
 
     def __init__(self, info: ChannelInfo, *, policy: ChannelPolicy, codec: Codec,
-                 storage: ActorRef, registry: Registry,
-                 on_gone: Callable[[ChannelInfo], None] | None = None) -> None:
+                 storage: ActorRef, registry: Registry) -> None:
         self.mailbox_capacity = policy.queue_limit + 64  # type: ignore[misc]
         super().__init__(f"channel:{info.id}")
         self.info = info
@@ -212,7 +206,6 @@ class ChannelActor(Actor):
         self.codec = codec
         self.storage = storage
         self.registry = registry
-        self.on_gone = on_gone
         self.queue: deque[Notification] = deque()
         self.admitted = 0
         self.expires_at = trio.current_time() + info.lifetime
@@ -265,7 +258,7 @@ class ChannelActor(Actor):
                 self.next_check_at = now + self.policy.check_interval
 
     async def handle(self, message: object) -> None:
-        if self.gone and not isinstance(message, (Sent, SendFailed, Detach, Deliver)):
+        if self.gone and not isinstance(message, (Sent, Detach, Deliver)):
             reply = getattr(message, "reply", None)
             if isinstance(reply, Reply):
                 reply.fail(ChannelGone(self.info.id))
@@ -281,7 +274,7 @@ class ChannelActor(Actor):
                 self.next_check_at = trio.current_time() + self.policy.check_interval
                 if not reply.send(None):  # the connection gave up waiting: nobody to write to
                     self._detach()
-            case Detach(session) | SendFailed(session):
+            case Detach(session):
                 if session is self.session:
                     self._detach()
             case Sent(session):
@@ -408,8 +401,6 @@ class ChannelActor(Actor):
             await run_job(self.storage, delete)
         finally:
             self.registry.unregister(f"callback:{self.info.callback_id}", self)
-            if self.on_gone is not None:
-                self.on_gone(self.info)
             self.close_mailbox()
 
     def snapshot(self) -> dict[str, Any]:

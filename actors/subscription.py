@@ -33,7 +33,7 @@ from storage import Subscription as SubscriptionRow
 from storage.nms import RESET, Committed, ItemState, Position, changes_between, position
 from storage.search import Criteria, matches
 
-from .actor import Actor, ActorRef, Reply, UnexpectedMessage
+from .actor import Actor, ActorRef, ActorState, Reply, UnexpectedMessage
 from .storage import run_job
 from .supervisor import ChildSpec, Restart, Supervisor
 
@@ -385,8 +385,6 @@ class ReplayWorker(Actor):
         self.sent = 0
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-        from .actor import ActorState
-
         self.state = ActorState.RUNNING
         self.stats.started_at = trio.current_time()
         task_status.started(self.ref)

@@ -10,7 +10,6 @@ replay, so one slow notifyURL never holds up the writers of other boxes (or its 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -133,5 +132,3 @@ class Subscriptions(ParentActor):
     def snapshot(self) -> dict[str, Any]:
         return {**super().snapshot(), "subscriptions": len(self.supervisor)}
 
-
-Forget = Callable[[SubscriptionActor], None]

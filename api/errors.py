@@ -12,7 +12,7 @@ from typing import Any
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from .negotiation import JSON, XML, NotAcceptable, choose_format, render
+from .negotiation import NotAcceptable, choose_format, render
 
 COMMON_NS = "urn:oma:xml:rest:netapi:common:1"
 
@@ -100,5 +100,4 @@ def install(app: Quart) -> None:
         return render_error(service_error(status, error.name))
 
 
-__all__ = ["JSON", "XML", "OmaError", "install", "invalid_input", "not_found", "render_error",
-           "service_error"]
+__all__ = ["OmaError", "install", "invalid_input", "not_found", "render_error", "service_error"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from quart import Response, request
 
-from .codecs.xml import XmlError, build, parse_element, to_xml_bytes
+from .codecs.xml import build, to_xml_bytes
 
 JSON = "application/json"
 XML = "application/xml"
@@ -77,5 +77,5 @@ def decode_json(data: bytes) -> Any:
         raise ValueError(f"malformed JSON: {error}") from None
 
 
-__all__ = ["FORM", "JSON", "XML", "NotAcceptable", "XmlError", "body_format", "choose_format",
-           "decode_json", "parse_element", "render"]
+__all__ = ["FORM", "JSON", "XML", "NotAcceptable", "body_format", "choose_format", "decode_json",
+           "render"]

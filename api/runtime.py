@@ -52,7 +52,6 @@ class Services:
     router: Router
     subscriptions: Subscriptions
     store: Store
-    http: HttpServer | None = None
     bound_urls: list[str] = field(default_factory=list)
 
     @property
@@ -106,7 +105,6 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
                         store=Store(storage.ref, subscriptions.ref), bound_urls=bound)
     http = HttpServer(create_app(services), hypercorn_config(settings),
                       on_bound=services.bound_urls.extend, on_stopping=router.going_away)
-    services.http = http
     for actor in (storage, router, subscriptions, http):
         root.add(ChildSpec(actor, grace=SHUTDOWN_GRACE))
     try:

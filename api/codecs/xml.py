@@ -1,9 +1,9 @@
 """Safe XML in, OMA-style XML out.
 
 Parsing never resolves entities, never touches the network and refuses any DOCTYPE (the door
-for XXE and "billion laughs"). A parsed document becomes ``(root_name, namespace, value)`` where
-``value`` is a dict following the Common JSON rules: child elements become keys, a repeated
-element a list, leaf text a string, ``link`` attributes (``rel``, ``href``) a dict.
+for XXE and "billion laughs"). :func:`element_value` turns an element into a dict following
+the Common JSON rules: child elements become keys, a repeated element a list, leaf text a
+string, ``link`` attributes (``rel``, ``href``) a dict.
 """
 
 from __future__ import annotations
@@ -27,10 +27,6 @@ def local_name(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def namespace_of(tag: str) -> str | None:
-    return tag[1:].split("}", 1)[0] if tag.startswith("{") else None
-
-
 def parse_element(data: bytes) -> etree._Element:
     """The root element of ``data``; raises :class:`XmlError` for anything unsafe or broken."""
     try:
@@ -41,11 +37,6 @@ def parse_element(data: bytes) -> etree._Element:
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise XmlError("DOCTYPE declarations are not accepted")
     return root
-
-
-def parse_xml(data: bytes) -> tuple[str, str | None, Any]:
-    root = parse_element(data)
-    return local_name(root.tag), namespace_of(root.tag), element_value(root)
 
 
 def element_value(element: etree._Element) -> Any:
