@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .models import Box, Folder, StoredObject
@@ -91,9 +92,14 @@ def open_box(session: Session, store: str, box_id: str, *, create: bool = True) 
     if box is None:
         if not create:
             return None
-        box = Box(store_name=store, box_id=box_id, seq=0, validity=1)
-        session.add(box)
-        session.flush()
+        # two first writers of a new box may race (threads here, processes on PostgreSQL):
+        # insert-if-absent, then read whichever row won
+        insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
+                  else sqlite.insert)(Box)
+        session.execute(insert.values(store_name=store, box_id=box_id, seq=0, validity=1)
+                        .on_conflict_do_nothing(index_elements=["store_name", "box_id"]))
+        box = session.scalar(query.with_for_update())
+        assert box is not None
     return BoxWork(session, box)
 
 
