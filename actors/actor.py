@@ -165,6 +165,8 @@ class Actor:
         self.stats = ActorStats()
         self._send, self._receive = trio.open_memory_channel[object](self.mailbox_capacity)
         self.ref = ActorRef(self)
+        #: inside ``handle`` or ``on_deadline`` (which may be suspended at an ``await``)
+        self.busy = False
 
     # -- mailbox ---------------------------------------------------------------------------
     async def deliver(self, message: object) -> None:
@@ -192,6 +194,13 @@ class Actor:
     def mailbox_depth(self) -> int:
         return self._send.statistics().current_buffer_used
 
+    def idle(self) -> bool:
+        """Running, not inside a handler and nothing in the mailbox: a synchronous fast path
+        may act on this actor's state now without overtaking a queued message (trio runs one
+        task at a time, so nothing else runs until the caller's next ``await``)."""
+        return (self.state is ActorState.RUNNING and not self.busy
+                and not self._send.statistics().current_buffer_used)
+
     # -- life ------------------------------------------------------------------------------
     async def on_start(self) -> None:
         """(Re)load state at the start of an incarnation. Default: nothing."""
@@ -216,6 +225,7 @@ class Actor:
         async with self.children():
             await self.on_started()
             self.state = ActorState.RUNNING
+            self.busy = False
             self.stats.started_at = trio.current_time()
             task_status.started(self.ref)
             await self._loop()
@@ -234,8 +244,10 @@ class Actor:
                     message = await self._receive.receive()
                 except trio.EndOfChannel:
                     return
+            self.busy = True
             if timer.cancelled_caught:
                 await self.on_deadline()
+                self.busy = False
                 continue
             self.stats.received += 1
             try:
@@ -246,6 +258,8 @@ class Actor:
                 if isinstance(reply, Reply):
                     reply.fail(ActorCrashed(f"{self.name} crashed: {error!r}"))
                 raise
+            finally:
+                self.busy = False
             self.stats.handled += 1
 
     # -- statistics ------------------------------------------------------------------------

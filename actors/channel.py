@@ -29,7 +29,15 @@ import trio
 
 from storage import Channel
 
-from .actor import Actor, ActorRef, ActorStopped, MailboxFull, Reply, UnexpectedMessage
+from .actor import (
+    Actor,
+    ActorError,
+    ActorRef,
+    ActorStopped,
+    MailboxFull,
+    Reply,
+    UnexpectedMessage,
+)
 from .registry import Registry
 from .storage import run_job
 
@@ -224,8 +232,30 @@ class ChannelActor(Actor):
             raise ActorStopped(self.name)
         if self.admitted + len(notifications) > self.policy.queue_limit:
             raise MailboxFull(f"{self.name}: {self.admitted} notifications waiting")
+        if self.idle():  # the hot path: straight to the queue and on to the connection
+            self.queue.extend(notifications)
+            self.admitted += len(notifications)
+            self._pump()
+            return
         self.deliver_nowait(Deliver(tuple(notifications)))
         self.admitted += len(notifications)
+
+    def sent(self, session: Session) -> None:
+        """The connection's writer wrote the batch in flight (``Sent``, without a hop through
+        the mailbox when the actor is idle): the next batch goes out at once."""
+        if self.idle():
+            self._sent(session)
+            self._pump()
+            return
+        try:
+            self.deliver_nowait(Sent(session))
+        except ActorError:
+            pass  # the batch is put back on Detach: delivered twice rather than lost
+
+    def _sent(self, session: Session) -> None:
+        if session is self.session and self.in_flight is not None:
+            self.admitted -= len(self.in_flight)
+            self.in_flight = None
 
     # -- life ------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -278,9 +308,7 @@ class ChannelActor(Actor):
                 if session is self.session:
                     self._detach()
             case Sent(session):
-                if session is self.session and self.in_flight is not None:
-                    self.admitted -= len(self.in_flight)
-                    self.in_flight = None
+                self._sent(session)
             case ClientConnCheck(session):
                 self._reset_lifetime()
                 self._send_control(session, self.codec.conn_ack(session.fmt, self.info.lifetime))

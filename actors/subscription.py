@@ -45,8 +45,6 @@ REPLAY_PAGE = 100
 DELIVERY_QUEUE = 256
 #: retry delays for a notifyURL that fails (5xx, refused connection, full channel), capped
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
-#: seconds between saves of the delivered position (index and restartToken) while delivering
-SAVE_EVERY = 1.0
 #: while lagging, how often to look whether the delivery queue has room for a catch-up replay
 CATCH_UP_EVERY = 0.5
 #: live changes held during a replay before the subscription counts as lagging again
@@ -62,6 +60,9 @@ class RetryLater(Exception):
 
 
 Deliver = Callable[[str, str, str], Awaitable[None]]
+#: ``deliver_now(url, fmt, body)``: hand the notification over at once, without waiting, if the
+#: target is in this process and can take it now (``True``); ``False`` means "use ``Deliver``"
+DeliverNow = Callable[[str, str, str], bool]
 
 
 class EventEncoder(Protocol):
@@ -146,7 +147,9 @@ class SubscriptionActor(Actor):
 
     def __init__(self, info: SubscriptionInfo, *, start: Position, next_index: int,
                  replay_from: Position | None, storage: ActorRef, encoder: EventEncoder,
-                 notify: Deliver, on_end: Callable[[SubscriptionActor], None]) -> None:
+                 notify: Deliver, on_end: Callable[[SubscriptionActor], None],
+                 deliver_now: DeliverNow | None = None,
+                 on_delivered: Callable[[SubscriptionActor], None] | None = None) -> None:
         super().__init__(f"subscription:{info.id}")
         self.info = info
         self.position = start
@@ -154,7 +157,10 @@ class SubscriptionActor(Actor):
         self.storage = storage
         self.encoder = encoder
         self.notify = notify
+        self.deliver_now = deliver_now
         self.on_end = on_end
+        #: told when the delivered position moved (the subscriptions actor saves it, batched)
+        self.on_delivered = on_delivered or (lambda _: None)
         self.expires_at = trio.current_time() + info.duration
         self.replay_from = replay_from
         self.held: list[Committed] | None = None
@@ -163,7 +169,8 @@ class SubscriptionActor(Actor):
         self.ended = False
         #: what the notifyURL has accepted: the next index and the restartToken after it
         self.delivered = (next_index, start)
-        self._unsaved = trio.Event()
+        #: the delivery task holds an event list it has not handed over yet
+        self._in_hand = False
         self.lagging = False
         self._held_overflow = False
         #: which replay is current: messages from a replaced one are ignored
@@ -174,7 +181,6 @@ class SubscriptionActor(Actor):
         async with trio.open_nursery() as nursery:
             await nursery.start(self.replays.run)
             nursery.start_soon(self._deliver_loop)
-            nursery.start_soon(self._save_loop)
             yield
             if not self.ended:
                 await self._save()
@@ -205,6 +211,29 @@ class SubscriptionActor(Actor):
             log.info("%s caught up with its queue; replaying from %s", self.name, self.position)
             self.lagging = False
             await self._start_replay(self.position)
+
+    def offer_live(self, committed: Committed) -> bool:
+        """The fan-out's fast path: handle a live change now, in the caller's task, when
+        nothing is queued before it (idle, not replaying or lagging, no delivery pending) and
+        the notifyURL is in this process and takes it at once. ``False``: send ``Changes``."""
+        if (self.deliver_now is None or self.lagging or self.held is not None or self.ended
+                or self._in_hand or self.undelivered or not self.idle()):
+            return False
+        events = self._filter(committed.changes)
+        upto = committed.position
+        position_ = self.position
+        if upto.validity != position_.validity or upto.seq > position_.seq:
+            position_ = upto
+        if events:
+            index = self.next_index
+            text = self.encoder.event_list(self.info, events, index, position_)
+            if not self.deliver_now(self.info.notify_url, self.info.fmt, text):
+                return False
+            self.next_index = index + 1
+            self.delivered = (index + 1, position_)
+            self.on_delivered(self)
+        self.position = position_
+        return True
 
     def mark_lagging(self) -> None:
         """Called by the subscriptions actor when this mailbox is full: a change was not
@@ -304,12 +333,13 @@ class SubscriptionActor(Actor):
 
     async def _deliver_loop(self) -> None:
         async for outgoing in self._out_receive:
+            self._in_hand = True
             delay = RETRY_FIRST
             while True:
                 try:
                     await self.notify(self.info.notify_url, self.info.fmt, outgoing.text)
                     self.delivered = (outgoing.index + 1, outgoing.token)
-                    self._unsaved.set()
+                    self.on_delivered(self)
                     break
                 except TargetGone:
                     await self.ref.tell(TargetIsGone())
@@ -322,15 +352,7 @@ class SubscriptionActor(Actor):
                     log.exception("%s: delivery failed; retrying in %.1f s", self.name, delay)
                 await trio.sleep(delay)
                 delay = min(RETRY_MAX, delay * 2)
-
-    async def _save_loop(self) -> None:
-        """Save the delivered position now and then: after a crash or a restart the
-        subscription replays from there, so what was not delivered is not skipped."""
-        while True:
-            await self._unsaved.wait()
-            await trio.sleep(SAVE_EVERY)
-            self._unsaved = trio.Event()
-            await self._save()
+            self._in_hand = False
 
     async def _save(self) -> None:
         info, (index, position_) = self.info, self.delivered

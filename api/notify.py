@@ -36,6 +36,22 @@ class NotifyUrlDelivery:
         else:
             await self._post(url, fmt, body)
 
+    def now(self, url: str, fmt: str, body: str) -> bool:
+        """The synchronous fast path: ``True`` if ``url`` is one of this server's callbackURLs
+        and its channel took the notification; ``False`` otherwise (use ``await self(...)``,
+        which also reports why)."""
+        own = self.public_url() + CALLBACK_PATH
+        if not url.startswith(own):
+            return False
+        channel = self.router.channel_by_callback(url[len(own):])
+        if channel is None:
+            return False
+        try:
+            channel.offer([Notification(fmt, body)])
+        except (MailboxFull, ActorStopped):
+            return False
+        return True
+
     def _to_channel(self, callback_id: str, fmt: str, body: str) -> None:
         channel = self.router.channel_by_callback(callback_id)
         if channel is None:

@@ -13,14 +13,13 @@ import json
 import trio
 from quart import Blueprint, Response, websocket
 
-from actors import ActorError, MailboxFull
+from actors import ActorError
 from actors.channel import (
     Attach,
     ChannelActor,
     ClientConnAck,
     ClientConnCheck,
     Detach,
-    Sent,
     Session,
 )
 
@@ -80,7 +79,4 @@ async def _write(actor: ChannelActor, session: Session) -> None:
     async for frame in session.frames:
         await websocket.send(frame.text)
         if frame.batch:
-            try:
-                actor.ref.tell_nowait(Sent(session))
-            except (MailboxFull, ActorError):
-                pass  # the batch is put back on Detach: delivered twice rather than lost
+            actor.sent(session)

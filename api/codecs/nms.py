@@ -55,14 +55,29 @@ def event(urls: Urls, store: str, box: str, state: ItemState) -> dict[str, Any]:
                               "lastModSeq": state.last_mod_seq}}
 
 
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+#: encoded ``nmsEvent`` arrays kept for the subscriptions that report the same change
+EVENTS_CACHE = 64
+
+
 class EventListEncoder:
-    """``nmsEventList`` in the subscription's notificationFormat (JSON or XML), encoded once."""
+    """``nmsEventList`` in the subscription's notificationFormat (JSON or XML).
+
+    A change reaches every subscription of its box: in JSON its ``nmsEvent`` array is encoded
+    once and shared, and only the subscription's own members (callbackData, index,
+    restartToken, link) are written around it — the same text ``json.dumps`` would give."""
 
     def __init__(self, urls: Urls) -> None:
         self.urls = urls
+        self._events: dict[tuple[str, str, tuple[ItemState, ...]], str] = {}
 
     def event_list(self, info: SubscriptionInfo, events: Sequence[ItemState] | None,
                    index: int, token: Position) -> str:
+        if info.fmt != "xml":
+            return self._json(info, tuple(events or ()), index, token)
         body: dict[str, Any] = {
             "nmsEvent": [event(self.urls, info.store, info.box, e) for e in events or ()]}
         if info.callback_data is not None:
@@ -70,10 +85,24 @@ class EventListEncoder:
         body.update(index=index, restartToken=str(token), link=[{
             "rel": "NmsSubscription",
             "href": self.urls.subscription(info.store, info.box, info.id)}])
-        if info.fmt == "xml":
-            element = build(f"{{{NMS_NS}}}nmsEventList", body, nsmap={"nms": NMS_NS})
-            return to_xml_bytes(element).decode()
-        return json.dumps({"nmsEventList": body}, ensure_ascii=False, separators=(",", ":"))
+        element = build(f"{{{NMS_NS}}}nmsEventList", body, nsmap={"nms": NMS_NS})
+        return to_xml_bytes(element).decode()
+
+    def _json(self, info: SubscriptionInfo, events: tuple[ItemState, ...], index: int,
+              token: Position) -> str:
+        key = (info.store, info.box, events)
+        encoded = self._events.get(key)
+        if encoded is None:
+            if len(self._events) >= EVENTS_CACHE:
+                self._events.clear()
+            encoded = self._events[key] = _dump(
+                [event(self.urls, info.store, info.box, e) for e in events])
+        callback = "" if info.callback_data is None else (
+            ',"callbackData":' + _dump(info.callback_data))
+        link = _dump([{"rel": "NmsSubscription",
+                       "href": self.urls.subscription(info.store, info.box, info.id)}])
+        return (f'{{"nmsEventList":{{"nmsEvent":{encoded}{callback},"index":{index},'
+                f'"restartToken":"{token}","link":{link}}}}}')
 
 
 def subscription_body(urls: Urls, view: SubscriptionView) -> dict[str, Any]:
