@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -128,6 +128,12 @@ class Session:
     """One WebSocket connection as its channel sees it."""
 
     fmt: str = "json"
+    #: set by a connection that writes synchronously (see :meth:`ChannelActor._send_frame`):
+    #: ``write_now(text, batch)`` is True when the frame is on the wire already, False when
+    #: the rest waits for the connection's writer (which reports a batch with ``sent``); it
+    #: raises ``trio.WouldBlock`` for a client too slow and ``trio.BrokenResourceError``.
+    #: Without it, frames go through ``outbox`` and the writer reports every batch.
+    write_now: Callable[[str, bool], bool] | None = None
     id: int = field(default_factory=lambda: next(_session_ids))
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     close_code: int | None = None
@@ -354,9 +360,12 @@ class ChannelActor(Actor):
                 self.queue.extendleft(reversed(batch))  # the poller left before the answer
             self.poll, self.poll_deadline = None, math.inf
         elif self.session is not None and self.in_flight is None:
-            batch = self._take()
-            self.in_flight = batch
-            self._send_frame(self.session, Outgoing(self.codec.batch(batch), batch=True))
+            session = self.session
+            while self.queue and self.in_flight is None and self.session is session:
+                batch = self._take()
+                self.in_flight = batch
+                if self._send_frame(session, Outgoing(self.codec.batch(batch), batch=True)):
+                    self._sent(session)  # written straight to the socket: the next one
 
     def _take(self) -> list[Notification]:
         """Up to maxNotifications from the head, all of one format (a list has one format)."""
@@ -369,13 +378,17 @@ class ChannelActor(Actor):
     def _send_control(self, session: Session, text: str) -> None:
         self._send_frame(session, Outgoing(text, batch=False))
 
-    def _send_frame(self, session: Session, frame: Outgoing) -> None:
+    def _send_frame(self, session: Session, frame: Outgoing) -> bool:
+        """Hand ``frame`` to the connection; True if it is written already."""
         try:
+            if session.write_now is not None:
+                return session.write_now(frame.text, frame.batch)
             session.outbox.send_nowait(frame)
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             if session is self.session:
                 self._detach()
             session.close(CLOSE_SLOW, "client too slow")
+        return False
 
     def _detach(self) -> Session:
         """Forget the current connection; its batch in flight goes back to the head."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart_trio import QuartTrio
 
-from . import admin, channels, errors, nms, nms_subscriptions, ops, search, websocket
+from . import admin, channels, errors, nms, nms_subscriptions, ops, search
 from .runtime import Services
 
 
@@ -15,8 +15,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(ops.blueprint)
     role = services.settings.role
     if role in ("all", "channels"):
-        app.register_blueprint(channels.blueprint)
-        app.register_blueprint(websocket.blueprint)
+        app.register_blueprint(channels.blueprint)  # its WebSocket: api.channel_socket
     if role in ("all", "store"):
         # a store alone reaches the channel server's callbackURLs over HTTP
         app.register_blueprint(nms.blueprint)

@@ -17,7 +17,7 @@ from trio_websocket import (
 )
 
 from .codecs.notifications import client_message
-from .websocket import SUBPROTOCOL
+from .channel_socket import SUBPROTOCOL
 
 
 async def listen(url: str, *, count: int | None = None) -> int:

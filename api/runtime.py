@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 from hypercorn.config import Config
@@ -71,6 +72,7 @@ def hypercorn_config(settings: Settings) -> Config:
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.accesslog = None
+    config.backlog = 1024  # bursts of (re)connecting clients wait in the kernel, not refused
     config.graceful_timeout = SHUTDOWN_GRACE
     return config
 
@@ -103,8 +105,14 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
     root = Supervisor("root", registry=registry, intensity=3, period=30.0)
     services = Services(settings, registry, database, root, storage.ref, router, subscriptions,
                         store=Store(storage.ref, subscriptions.ref), bound_urls=bound)
+    intercept = None
+    if settings.role in ("all", "channels"):  # channel WebSockets: straight on the socket
+        from . import channel_socket
+
+        intercept = (channel_socket.is_channel_socket, partial(channel_socket.serve, router))
     http = HttpServer(create_app(services), hypercorn_config(settings),
-                      on_bound=services.bound_urls.extend, on_stopping=router.going_away)
+                      on_bound=services.bound_urls.extend, on_stopping=router.going_away,
+                      intercept=intercept)
     for actor in (storage, router, subscriptions, http):
         root.add(ChildSpec(actor, grace=SHUTDOWN_GRACE))
     try:

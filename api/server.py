@@ -5,6 +5,10 @@ connection (hypercorn issue 225: an upgrade request with trailing bytes ends in 
 ``LocalProtocolError``) cancels the whole server. :class:`GuardedTCPServer` catches such an
 error, logs it and closes that connection only; :func:`serve_http` is hypercorn's
 ``worker_serve`` for plain TCP listeners with that handler.
+
+A channel's WebSocket does not go through the ASGI app: the guarded server reads the request
+head first and hands such an upgrade to ``intercept`` (:mod:`api.channel_socket`), which then
+owns the connection and writes frames straight to its socket.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config
+from hypercorn.events import Closed, RawData
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
@@ -27,8 +32,46 @@ from actors import Actor, ActorState
 log = logging.getLogger("tidings.http")
 
 
+Intercept = Callable[[trio.SocketStream, bytes], Awaitable[None]]
+#: the longest request head read before deciding who serves the connection
+HEAD_LIMIT = 16384
+#: is this request head for ``intercept``?
+Wants = Callable[[bytes], bool]
+
+
 class GuardedTCPServer(TCPServer):
     """One connection. A protocol error in it closes it and nothing else."""
+
+    def __init__(self, *args: Any, intercept: tuple[Wants, Intercept] | None = None) -> None:
+        super().__init__(*args)
+        self.intercept = intercept
+
+    async def _read_data(self) -> None:
+        if self.intercept is not None:
+            wants, serve = self.intercept
+            head, eof = b"", False
+            with trio.move_on_after(self.config.read_timeout or self.config.keep_alive_timeout):
+                while b"\r\n\r\n" not in head and len(head) < HEAD_LIMIT:
+                    try:
+                        data = await self.stream.receive_some(65536)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        data = b""
+                    if not data:
+                        eof = True
+                        break
+                    head += data
+                    if b"\r\n" in head and not wants(head):
+                        break  # not ours: hypercorn reads the rest
+            if b"\r\n\r\n" in head and wants(head):
+                await self.idle_task.stop()  # no keep-alive timeout on a WebSocket
+                await serve(self.stream, head)  # type: ignore[arg-type]
+                return
+            if head:
+                await self.protocol.handle(RawData(head))
+            if eof:
+                await self.protocol.handle(Closed())
+                return
+        await super()._read_data()
 
     async def run(self) -> None:
         try:
@@ -51,6 +94,7 @@ async def serve_http(
     *,
     shutdown_trigger: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    intercept: tuple[Wants, Intercept] | None = None,
 ) -> None:
     """Serve ``app`` until ``shutdown_trigger`` returns; reports the bound URLs when listening."""
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
@@ -71,7 +115,8 @@ async def serve_http(
                 binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
             task_status.started(binds)
             handler = partial(
-                GuardedTCPServer, wrapped, config, context, ConnectionState(lifespan_state.copy())
+                GuardedTCPServer, wrapped, config, context, ConnectionState(lifespan_state.copy()),
+                intercept=intercept,
             )
             try:
                 async with trio.open_nursery() as server:
@@ -102,13 +147,15 @@ class HttpServer(Actor):
 
     def __init__(self, app: Any, config: Config, *, name: str = "http",
                  on_bound: Callable[[list[str]], None] | None = None,
-                 on_stopping: Callable[[], None] | None = None) -> None:
+                 on_stopping: Callable[[], None] | None = None,
+                 intercept: tuple[Wants, Intercept] | None = None) -> None:
         super().__init__(name)
         self.app = app
         self.config = config
         self.binds: list[str] = []
         self._on_bound = on_bound
         self._on_stopping = on_stopping
+        self.intercept = intercept
         self._stop = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
@@ -116,7 +163,7 @@ class HttpServer(Actor):
 
         async def serve(*, task_status: trio.TaskStatus[list[str]]) -> None:
             await serve_http(self.app, self.config, shutdown_trigger=self._stop.wait,
-                             task_status=task_status)
+                             task_status=task_status, intercept=self.intercept)
 
         async with trio.open_nursery() as nursery:
             self.binds = await nursery.start(serve)

@@ -96,22 +96,14 @@ def load(scenario: str, kind: str, options: dict[str, Any], seed: int = 0,
                    "--pid", str(pid), "--api", API[kind]]
         for name, value in options.items():
             command += [f"--{name}", str(value)]
-        profiler = None
-        if PROFILE and kind == "tidings":  # py-spy on the server while the load runs
-            out = Path(PROFILE) / f"{scenario}-{int(time.time())}.txt"
-            spy = str(Path(sys.executable).parent / "py-spy")
-            profiler = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw",
-                                         "--rate", "250", "--output", str(out)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = dict(os.environ)
+        if PROFILE and kind == "tidings":  # py-spy on the server while the load is measured
+            env["BENCH_PROFILE"] = str(Path(PROFILE) / f"{scenario}-{int(time.time())}.txt")
         try:
             done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                                  timeout=timeout)
+                                  timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {timeout} s"}
-        finally:
-            if profiler is not None:
-                profiler.send_signal(signal.SIGINT)
-                profiler.wait(30)
     if done.returncode != 0 or not done.stdout.strip():
         return {"error": (done.stderr or done.stdout).strip()[-600:]}
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +56,27 @@ class Bench:
         self.loop = Loop()
         self.server = Process(args.pid)
         self.pool = HttpPool(self.loop, HOST, args.port, args.connections)
+        self.profiler: subprocess.Popen[bytes] | None = None
+
+    def measuring(self) -> float:
+        """The measured phase starts: the server's CPU seconds so far (and py-spy starts on
+        the server when ``BENCH_PROFILE`` names an output file)."""
+        out = os.environ.get("BENCH_PROFILE")
+        if out and self.profiler is None:
+            spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+            self.profiler = subprocess.Popen(
+                [spy, "record", "--pid", str(self.args.pid), "--format", "raw", "--rate", "250", "--nonblocking",
+                 "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self.server.cpu()
+
+    def measured(self) -> float:
+        """The measured phase ends: the server's CPU seconds so far."""
+        cpu = self.server.cpu()
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)
+            self.profiler.wait(30)
+            self.profiler = None
+        return cpu
 
     # -- set-up -----------------------------------------------------------------------------
     def wait(self, done: Callable[[], bool], timeout: float, what: str) -> None:
@@ -137,7 +161,7 @@ class Bench:
         self.loop.sleep(0.5)
         accepted: dict[bytes, float] = {}
         created = [0]
-        cpu0, t0 = self.server.cpu(), Now()
+        cpu0, t0 = self.measuring(), Now()
         if self.args.api == "ws":
             pending: list[int] = []
 
@@ -174,7 +198,7 @@ class Bench:
                 send_next()
         expected = n * messages
         self.wait(lambda: delivered[0] >= expected, 120 + expected / 1000, "deliveries")
-        elapsed, cpu = Now() - t0, self.server.cpu() - cpu0
+        elapsed, cpu = Now() - t0, self.measured() - cpu0
         latencies = [receipts[i][1] - t for i, t in accepted.items() if i in receipts]
         return {"subscribers": n, "messages": messages, "deliveries": delivered[0],
                 "deliveries_per_s": round(delivered[0] / elapsed),
@@ -255,7 +279,7 @@ class Bench:
 
         if self.args.api == "ws":
             self.publisher.on_frame = on_ack
-        cpu0, t0 = self.server.cpu(), Now()
+        cpu0, t0 = self.measuring(), Now()
         limit = self.args.connections
 
         def tick() -> None:
@@ -267,10 +291,10 @@ class Bench:
         tick()
         self.wait(lambda: next_number[0] >= total and window[0] == 0,
                   60 + total / max(rate, 500) * 3, "sending")
-        self.loop.tickers.clear()
+        self.loop.tickers.remove(tick)
         send_seconds = Now() - t0
         self.loop.run_until(lambda: accepted <= received.keys(), 15)
-        cpu = self.server.cpu() - cpu0
+        cpu = self.measured() - cpu0
         last = max(received.values(), default=t0 + 1)
         latencies = [received[k] - sent_at[k] for k in accepted if k in received]
         return {"target_rate": rate, "sent": total,
@@ -346,12 +370,12 @@ class Bench:
             created[0] += 1
             self.pool.request("POST", f"{BOX_PATH}/objects", chat(created[0]), on_created)
 
-        cpu0, t0 = self.server.cpu(), Now()
+        cpu0, t0 = self.measuring(), Now()
         busy_until[0] = t0 + seconds
         for _ in range(2):
             send_next()
         self.loop.sleep(seconds)
-        elapsed, cpu = Now() - t0, self.server.cpu() - cpu0
+        elapsed, cpu = Now() - t0, self.measured() - cpu0
         done = completed[0]
         running[0] = False
         return {"pollers": n, "messages": created[0], "completed_polls": done,
@@ -376,13 +400,13 @@ class Bench:
 
         (channel,) = self.channels(1, max_notifications=100)
         self.sockets([channel["channelURL"]], on_frame)
-        cpu0, t0 = self.server.cpu(), Now()
+        cpu0, t0 = self.measuring(), Now()
         self.subscribe([channel["callbackURL"]], restart_token="1-0")
         subscribed = Now()
         self.pool.request("POST", f"{BOX_PATH}/objects", chat(0), lambda r: live_id.append(
             OBJECT_ID.search(self.check(r, 201).headers["location"].encode())[1]))
         self.wait(lambda: bool(live_at) and events[0] >= expected + 1, 600, "replay")
-        elapsed, cpu = Now() - t0, self.server.cpu() - cpu0
+        elapsed, cpu = Now() - t0, self.measured() - cpu0
         return {"history": expected, "events": events[0],
                 "events_per_s": round(events[0] / elapsed),
                 "hand_over_s": round(live_at[0] - subscribed, 3),

@@ -59,6 +59,7 @@ class Conn:
         self.out = bytearray()
         self.closed = False
         self.error: str | None = None
+        self.on_close: Callable[[], None] | None = None
         loop.selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
         self._writing = True
 
@@ -124,6 +125,8 @@ class Conn:
             self.closed = True
             self.loop.selector.unregister(self.sock)
             self.sock.close()
+            if self.on_close is not None:
+                self.on_close()
 
 
 class Response:
@@ -204,31 +207,58 @@ def _dechunk(buf: bytes, at: int) -> tuple[bytes, int] | None:
 
 
 class HttpPool:
-    """Requests queued over ``size`` keep-alive connections."""
+    """Requests queued over ``size`` keep-alive connections. A connection the server closed
+    (its keep-alive timeout) is replaced, and a request it held is sent again."""
 
     def __init__(self, loop: Loop, host: str, port: int, size: int) -> None:
-        self.conns = [HttpConn(loop, host, port) for _ in range(size)]
+        self.loop, self.host, self.port = loop, host, port
+        self.any_closed = False
+        self.conns = [self._connect() for _ in range(size)]
         self.queue: deque[tuple[str, str, bytes, ResponseCallback]] = deque()
+        self.held: dict[HttpConn, tuple[str, str, bytes, ResponseCallback]] = {}
         self.outstanding = 0
+        self.reconnects = 0
+        loop.tickers.append(self._revive)
 
     def request(self, method: str, path: str, body: bytes, callback: ResponseCallback) -> None:
         self.outstanding += 1
         self.queue.append((method, path, body, callback))
         self._dispatch()
 
-    def idle(self) -> int:
-        return sum(1 for c in self.conns if not c.busy and not c.closed)
+    def _connect(self) -> HttpConn:
+        conn = HttpConn(self.loop, self.host, self.port)
+        conn.on_close = self._note_closed
+        return conn
+
+    def _note_closed(self) -> None:
+        self.any_closed = True
+
+    def _revive(self) -> None:
+        if not self.any_closed:
+            return
+        self.any_closed = False
+        for i, conn in enumerate(self.conns):
+            if conn.closed:
+                self.reconnects += 1
+                lost = self.held.pop(conn, None)
+                if lost is not None:
+                    self.queue.appendleft(lost)
+                self.conns[i] = self._connect()
+        self._dispatch()
 
     def _dispatch(self) -> None:
         for conn in self.conns:
             if not self.queue:
                 return
             if not conn.busy and not conn.closed:
-                method, path, body, callback = self.queue.popleft()
-                conn.request(method, path, body, self._done(callback))
+                item = self.queue.popleft()
+                method, path, body, callback = item
+                self.held[conn] = item
+                conn.request(method, path, body, self._done(conn, callback))
 
-    def _done(self, callback: ResponseCallback) -> ResponseCallback:
+    def _done(self, conn: HttpConn, callback: ResponseCallback) -> ResponseCallback:
         def done(response: Response) -> None:
+            self.held.pop(conn, None)
             self.outstanding -= 1
             callback(response)
             self._dispatch()

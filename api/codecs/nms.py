@@ -61,6 +61,8 @@ def _dump(value: Any) -> str:
 
 #: encoded ``nmsEvent`` arrays kept for the subscriptions that report the same change
 EVENTS_CACHE = 64
+#: encoded ``link`` members, by subscription id (a subscription's link never changes)
+LINKS_CACHE = 100_000
 
 
 class EventListEncoder:
@@ -73,6 +75,7 @@ class EventListEncoder:
     def __init__(self, urls: Urls) -> None:
         self.urls = urls
         self._events: dict[tuple[str, str, tuple[ItemState, ...]], str] = {}
+        self._links: dict[str, str] = {}
 
     def event_list(self, info: SubscriptionInfo, events: Sequence[ItemState] | None,
                    index: int, token: Position) -> str:
@@ -99,8 +102,13 @@ class EventListEncoder:
                 [event(self.urls, info.store, info.box, e) for e in events])
         callback = "" if info.callback_data is None else (
             ',"callbackData":' + _dump(info.callback_data))
-        link = _dump([{"rel": "NmsSubscription",
-                       "href": self.urls.subscription(info.store, info.box, info.id)}])
+        link = self._links.get(info.id)
+        if link is None:
+            if len(self._links) >= LINKS_CACHE:
+                self._links.clear()
+            link = self._links[info.id] = _dump([{
+                "rel": "NmsSubscription",
+                "href": self.urls.subscription(info.store, info.box, info.id)}])
         return (f'{{"nmsEventList":{{"nmsEvent":{encoded}{callback},"index":{index},'
                 f'"restartToken":"{token}","link":{link}}}}}')
 

@@ -1,0 +1,211 @@
+"""The WebSocket of a WebSockets channel (spec Appendix I), served straight on its connection.
+
+hypercorn accepts every connection; :class:`api.server.GuardedTCPServer` reads the request head
+and hands a WebSocket upgrade to ``/notificationchannel/v1/{userId}/channels/{channelId}/ws``
+to :func:`serve` instead of to the ASGI app. The handshake and the client's frames go through
+wsproto; frames to the client are encoded once and written by the channel actor straight to the
+socket (``os.write`` on the non-blocking descriptor, no task wake-up, DESIGN "write directly").
+What the socket does not take at once waits in a backlog that the connection's writer task
+flushes; the batch in flight is confirmed (``sent``) only once it is all written.
+
+Each connection is two sibling tasks in one nursery: the reader (connCheck / connAck, pings,
+close) and the writer (the backlog). The channel closes a connection by cancelling its scope
+with a close code: takeover (4001), deletion (4000), expiry (4002), unanswered connCheck
+(4003), too slow (4004), shutdown (1001).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+from typing import Any
+from urllib.parse import unquote
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    CloseConnection,
+    Event,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from actors import ActorError
+from actors.channel import Attach, ChannelActor, ClientConnAck, ClientConnCheck, Detach, Session
+from actors.router import Router
+
+from .codecs.notifications import client_message
+from .errors import not_found, service_error
+
+log = logging.getLogger("tidings.websocket")
+
+SUBPROTOCOL = "notificationchannel-netapi-rest.openmobilealliance.org"
+PATH = re.compile(rb"^GET /notificationchannel/v1/([^/?# ]+)/channels/([^/?# ]+)/ws[ ?]")
+#: bytes a client may leave unread before it counts as too slow (its connection is closed)
+BACKLOG_LIMIT = 1 << 20
+
+
+def is_channel_socket(head: bytes) -> bool:
+    """Is this request head a WebSocket handshake for a channel? (Only its first line.)"""
+    return PATH.match(head) is not None
+
+
+def frame(text: str) -> bytes:
+    """A server-to-client text frame (unmasked, RFC 6455 §5.2)."""
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        return struct.pack(">BB", 0x81, length) + payload
+    if length < 65536:
+        return struct.pack(">BBH", 0x81, 126, length) + payload
+    return struct.pack(">BBQ", 0x81, 127, length) + payload
+
+
+class DirectSocket:
+    """Writes to one connection: now when the socket takes it, else through the writer."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.fd = stream.socket.fileno()
+        self.backlog = bytearray()
+        self.batch_pending = False  # the backlog ends with a batch not yet confirmed
+        self.broken = False
+        self._wake = trio.Event()
+
+    def write_now(self, text: str, batch: bool) -> bool:
+        return self.write_bytes(frame(text), batch)
+
+    def write_bytes(self, data: bytes, batch: bool = False) -> bool:
+        if self.broken:
+            raise trio.BrokenResourceError("connection lost")
+        if not self.backlog:
+            try:
+                written = os.write(self.fd, data)
+            except BlockingIOError:
+                written = 0
+            except OSError as error:
+                self.broken = True
+                raise trio.BrokenResourceError(str(error)) from None
+            if written == len(data):
+                return True
+            data = data[written:]
+        if len(self.backlog) + len(data) > BACKLOG_LIMIT:
+            raise trio.WouldBlock
+        self.backlog += data
+        self.batch_pending = self.batch_pending or batch
+        self._wake.set()
+        return False
+
+    async def writer(self, actor: ChannelActor, session: Session) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self.backlog:
+                data, batch = bytes(self.backlog), self.batch_pending
+                self.backlog.clear()
+                self.batch_pending = False
+                await self.stream.send_all(data)
+                if batch:
+                    actor.sent(session)
+
+
+async def _reject(stream: trio.SocketStream, ws: WSConnection, status: int,
+                  body: dict[str, Any]) -> None:
+    data = json.dumps(body).encode()
+    out = ws.send(RejectConnection(status_code=status, has_body=True, headers=[
+        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]))
+    out += ws.send(RejectData(data=data))
+    await stream.send_all(out)
+
+
+async def serve(router: Router, stream: trio.SocketStream, head: bytes) -> None:
+    """The whole life of one channel WebSocket, from the request head on."""
+    ws = WSConnection(ConnectionType.SERVER)
+    try:
+        ws.receive_data(head)
+        request = next(iter(ws.events()), None)
+    except RemoteProtocolError as error:
+        await stream.send_all(ws.send(error.event_hint or RejectConnection(status_code=400)))
+        return
+    if not isinstance(request, Request):
+        return
+    match = PATH.match(head)
+    assert match is not None
+    user_id, channel_id = (unquote(m.decode("latin-1")) for m in match.groups())
+    actor = router.channel_for(user_id, channel_id)
+    if actor is None or actor.info.channel_type != "WebSockets":
+        await _reject(stream, ws, 404, not_found("channelId").body())
+        return
+    if SUBPROTOCOL not in request.subprotocols:
+        await _reject(stream, ws, 400, service_error(
+            400, f"the WebSocket handshake must offer the subprotocol {SUBPROTOCOL}").body())
+        return
+    await stream.send_all(ws.send(AcceptConnection(subprotocol=SUBPROTOCOL)))
+    direct = DirectSocket(stream)
+    session = Session(write_now=direct.write_now)
+    try:
+        await actor.ref.ask(lambda reply: Attach(session, reply), timeout=10)
+    except (ActorError, Exception):  # noqa: BLE001 - gone or busy: the client reconnects
+        session.close(4000, "channel gone")
+    else:
+        try:
+            with session.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(direct.writer, actor, session)
+                    await _read(actor, session, ws, direct)
+                    nursery.cancel_scope.cancel()  # the client left or closed
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
+            pass  # the client went away, or is too slow to answer even a ping
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await actor.ref.tell(Detach(session))
+    if session.close_code is not None and not direct.broken:
+        with trio.move_on_after(1):
+            try:
+                await stream.send_all(bytes(direct.backlog) + ws.send(
+                    CloseConnection(session.close_code, session.close_reason)))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, RemoteProtocolError,
+                    LocalProtocolError):
+                pass
+
+
+async def _read(actor: ChannelActor, session: Session, ws: WSConnection,
+                direct: DirectSocket) -> None:
+    text: list[str] = []
+    while True:
+        data = await direct.stream.receive_some(65536)
+        if not data:
+            return
+        try:
+            ws.receive_data(data)
+            events: list[Event] = list(ws.events())
+        except RemoteProtocolError as error:
+            log.info("closing a channel WebSocket after a protocol error: %s", error)
+            session.close(1002, "protocol error")
+            return
+        for event in events:
+            if isinstance(event, TextMessage):
+                text.append(event.data)
+                if not event.message_finished:
+                    continue
+                root, fmt = client_message("".join(text))
+                text.clear()
+                session.fmt = fmt
+                if root == "connCheck":
+                    await actor.ref.tell(ClientConnCheck(session))
+                elif root == "connAck":
+                    await actor.ref.tell(ClientConnAck(session))
+            elif isinstance(event, Ping):
+                direct.write_bytes(ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                direct.write_bytes(ws.send(event.response()))
+                direct.broken = True  # nothing more goes out after the close reply
+                return
