@@ -41,6 +41,8 @@ log = logging.getLogger("tidings.subscription")
 
 #: events per nmsEventList during a replay (one write per page, not one per change)
 REPLAY_PAGE = 100
+#: changes read from the database at a time during a replay (split into pages)
+REPLAY_READ = 2000
 #: event lists waiting for delivery before the subscription stops taking changes
 DELIVERY_QUEUE = 256
 #: retry delays for a notifyURL that fails (5xx, refused connection, full channel), capped
@@ -417,21 +419,27 @@ class ReplayWorker(Actor):
             after = 0
             await self.subscriber.tell(ReplayBatch((RESET,), Position(snapshot.validity, 0),
                                                    self.generation))
+        with_attributes = info.filter is not None  # only a filter looks at them
         while after < snapshot.seq:
-            page = await run_job(self.storage, _page(info.box_pk, after, snapshot.seq))
-            if not page:
+            read = await run_job(self.storage, _read(info.box_pk, after, snapshot.seq,
+                                                     with_attributes))
+            if not read:
                 break
-            after = page[-1].last_mod_seq
-            self.sent += len(page)
-            await self.subscriber.tell(ReplayBatch(tuple(page), Position(snapshot.validity, after),
-                                                   self.generation))
+            for start in range(0, len(read), REPLAY_PAGE):
+                page = read[start:start + REPLAY_PAGE]
+                after = page[-1].last_mod_seq
+                self.sent += len(page)
+                await self.subscriber.tell(ReplayBatch(
+                    tuple(page), Position(snapshot.validity, after), self.generation))
         await self.subscriber.tell(ReplayDone(snapshot, self.generation))
 
     def snapshot(self) -> dict[str, Any]:
         return {**super().snapshot(), "from": str(self.start), "sent": self.sent}
 
 
-def _page(box_pk: int, after: int, upto: int) -> Callable[[Any], list[ItemState]]:
+def _read(box_pk: int, after: int, upto: int,
+          attributes: bool) -> Callable[[Any], list[ItemState]]:
     def read(session: Any) -> list[ItemState]:
-        return changes_between(session, box_pk, after, upto, REPLAY_PAGE)
+        return changes_between(session, box_pk, after, upto, REPLAY_READ,
+                               attributes=attributes)
     return read

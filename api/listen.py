@@ -16,8 +16,8 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from .codecs.notifications import client_message
 from .channel_socket import SUBPROTOCOL
+from .codecs.notifications import client_message
 
 
 async def listen(url: str, *, count: int | None = None) -> int:

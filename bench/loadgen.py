@@ -65,8 +65,9 @@ class Bench:
         if out and self.profiler is None:
             spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
             self.profiler = subprocess.Popen(
-                [spy, "record", "--pid", str(self.args.pid), "--format", "raw", "--rate", "250", "--nonblocking",
-                 "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [spy, "record", "--pid", str(self.args.pid), "--format", "raw", "--rate", "250",
+                 "--nonblocking", "--output", out],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self.server.cpu()
 
     def measured(self) -> float:
@@ -160,6 +161,7 @@ class Bench:
             self.subscribe([c["callbackURL"] for c in channels])
         self.loop.sleep(0.5)
         accepted: dict[bytes, float] = {}
+        posted: dict[bytes, float] = {}
         created = [0]
         cpu0, t0 = self.measuring(), Now()
         if self.args.api == "ws":
@@ -175,6 +177,7 @@ class Bench:
                     created[0] += 1
                     pending.append(1)
                     object_id = f"o{random.getrandbits(64):016x}"
+                    posted[object_id.encode()] = Now()
                     publisher.send_text(b"B %s\n%s" % (object_id.encode(),
                                                        fake_event_list(object_id)))
 
@@ -182,17 +185,20 @@ class Bench:
             for _ in range(self.args.connections):
                 send_next()
         else:
-            def on_created(response: Response) -> None:
-                now = Now()
-                self.check(response, 201)
-                accepted[OBJECT_ID.search(response.headers["location"].encode())[1]] = now
-                send_next()
+            def on_created(sent: float) -> Callable[[Response], None]:
+                def created_(response: Response) -> None:
+                    now = Now()
+                    self.check(response, 201)
+                    object_id = OBJECT_ID.search(response.headers["location"].encode())[1]
+                    accepted[object_id], posted[object_id] = now, sent
+                    send_next()
+                return created_
 
             def send_next() -> None:
                 if created[0] < messages:
                     created[0] += 1
                     self.pool.request("POST", f"{BOX_PATH}/objects", chat(created[0]),
-                                      on_created)
+                                      on_created(Now()))
 
             for _ in range(self.args.connections):
                 send_next()
@@ -200,12 +206,15 @@ class Bench:
         self.wait(lambda: delivered[0] >= expected, 120 + expected / 1000, "deliveries")
         elapsed, cpu = Now() - t0, self.measured() - cpu0
         latencies = [receipts[i][1] - t for i, t in accepted.items() if i in receipts]
+        from_post = [receipts[i][1] - t for i, t in posted.items() if i in receipts]
         return {"subscribers": n, "messages": messages, "deliveries": delivered[0],
                 "deliveries_per_s": round(delivered[0] / elapsed),
                 "messages_per_s": round(messages / elapsed, 1),
                 "server_cpu_us_per_delivery": round(cpu / delivered[0] * 1e6, 1),
                 "p50_ms": ms(percentile(latencies, 0.5)),
                 "p99_ms": ms(percentile(latencies, 0.99)),
+                "post_p50_ms": ms(percentile(from_post, 0.5)),
+                "post_p99_ms": ms(percentile(from_post, 0.99)),
                 "incomplete": sum(1 for c, _ in receipts.values() if c < n),
                 "seconds": round(elapsed, 2)}
 
@@ -372,7 +381,7 @@ class Bench:
 
         cpu0, t0 = self.measuring(), Now()
         busy_until[0] = t0 + seconds
-        for _ in range(2):
+        for _ in range(self.args.connections):
             send_next()
         self.loop.sleep(seconds)
         elapsed, cpu = Now() - t0, self.measured() - cpu0

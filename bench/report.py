@@ -20,7 +20,8 @@ HEADLINE = {
     "replay": ("events_per_s", "events/s", True, "≥ 50,000/s"),
 }
 DETAILS = {
-    "fanout": ["server_cpu_us_per_delivery", "p50_ms", "p99_ms", "messages_per_s"],
+    "fanout": ["server_cpu_us_per_delivery", "p50_ms", "p99_ms", "post_p50_ms", "post_p99_ms",
+               "messages_per_s"],
     "ingest": ["server_cpu_us_per_notification", "p50_ms", "p99_ms", "lost", "refused_503",
                "offered_per_s"],
     "idle": ["alive"],

@@ -275,16 +275,31 @@ def reset_box(work: BoxWork) -> None:
 
 # -- replay --------------------------------------------------------------------------------
 def changes_between(session: Session, box_pk: int, after: int, upto: int,
-                    limit: int) -> list[ItemState]:
-    """Current state of every object and folder last changed in (after, upto], oldest first."""
-    objects = session.scalars(sa.select(StoredObject).where(
-        StoredObject.box_pk == box_pk, StoredObject.last_mod_seq > after,
-        StoredObject.last_mod_seq <= upto).order_by(StoredObject.last_mod_seq).limit(limit))
-    folders = session.scalars(sa.select(Folder).where(
-        Folder.box_pk == box_pk, Folder.last_mod_seq > after,
-        Folder.last_mod_seq <= upto).order_by(Folder.last_mod_seq).limit(limit))
-    states = [object_state(o) for o in objects] + [folder_state(f) for f in folders]
-    return sorted(states, key=lambda s: s.last_mod_seq)[:limit]
+                    limit: int, *, attributes: bool = True) -> list[ItemState]:
+    """Current state of every object and folder last changed in (after, upto], oldest first.
+
+    Read as plain rows (no ORM objects): a replay reads this for every change in the box.
+    ``attributes=False`` leaves the objects' attributes out (only a filter looks at them)."""
+    o = sa.inspect(StoredObject).local_table
+    f = sa.inspect(Folder).local_table
+    columns = [o.c.id, o.c.last_mod_seq, o.c.deleted, o.c.folder_id, o.c.flags, o.c.created_seq]
+    if attributes:
+        columns.append(o.c.attributes)
+    objects = session.execute(sa.select(*columns).where(
+        o.c.box_pk == box_pk, o.c.last_mod_seq > after, o.c.last_mod_seq <= upto)
+        .order_by(o.c.last_mod_seq).limit(limit)).all()
+    folders = session.execute(sa.select(f.c.id, f.c.last_mod_seq, f.c.deleted, f.c.parent_id,
+                                        f.c.name).where(
+        f.c.box_pk == box_pk, f.c.last_mod_seq > after, f.c.last_mod_seq <= upto)
+        .order_by(f.c.last_mod_seq).limit(limit)).all()
+    states = [ItemState("object", r[0], r[1], r[2], parent_id=r[3], flags=tuple(r[4]),
+                        attributes=tuple((a["name"], tuple(a["value"])) for a in r[6])
+                        if attributes else (), created_seq=r[5]) for r in objects]
+    if folders:
+        states += [ItemState("folder", r[0], r[1], r[2], parent_id=r[3], name=r[4])
+                   for r in folders]
+        states.sort(key=lambda state: state.last_mod_seq)
+    return states[:limit]
 
 
 def _unique(flags: list[str]) -> list[str]:

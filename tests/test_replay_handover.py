@@ -55,6 +55,7 @@ async def apply_op(store: Store, op: tuple[Any, ...], live: list[str]) -> None:
 async def test_replay_then_live_loses_nothing_and_reproduces_the_box(
         tmp_path, monkeypatch, before, during, token_at, page):
     monkeypatch.setattr(subscription_module, "REPLAY_PAGE", page)
+    monkeypatch.setattr(subscription_module, "REPLAY_READ", page * 2 + 1)  # pages split reads
     database = Database(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}")
     database.migrate()
     delivered: list[dict[str, Any]] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +19,11 @@ from .xml import build, to_xml_bytes
 NMS_NS = "urn:oma:xml:rest:netapi:nms:1"
 
 
+@lru_cache(maxsize=4096)
+def _box_path(store: str, box: str) -> str:
+    return f"{quote(store, safe='')}/{quote(box, safe='')}"
+
+
 class Urls:
     """Every URL the store hands out, from the public base (known once the server is bound)."""
 
@@ -25,7 +31,7 @@ class Urls:
         self.public_url = public_url
 
     def box(self, store: str, box: str) -> str:
-        return f"{self.public_url()}/nms/v1/{quote(store, safe='')}/{quote(box, safe='')}"
+        return f"{self.public_url()}/nms/v1/{_box_path(store, box)}"
 
     def object(self, store: str, box: str, object_id: str) -> str:
         return f"{self.box(store, box)}/objects/{object_id}"
