@@ -26,14 +26,13 @@ from .bodies import as_int, as_text, raw_body, read_body, unsupported_media_type
 from .codecs.notifications import (
     NC_NS,
     NotificationCodec,
-    NotificationError,
-    notifications_from_json,
-    notifications_from_xml,
+    UnsupportedFormat,
+    parse_notifications,
 )
-from .codecs.xml import XSI, XmlError, build, to_xml_bytes
+from .codecs.xml import XSI, build, to_xml_bytes
 from .context import services
 from .errors import OmaError, invalid_input, not_found, render_error, service_error
-from .negotiation import FORM, JSON, XML, body_format, choose_format, decode_json, render
+from .negotiation import FORM, JSON, XML, body_format, choose_format, render
 
 blueprint = Blueprint("channels", __name__, url_prefix="/notificationchannel/v1")
 
@@ -262,16 +261,12 @@ async def callback(callback_id: str) -> Response:
     actor = services().router.channel_by_callback(callback_id)
     if actor is None:
         raise not_found("callbackId")
-    fmt = body_format()
     data = await raw_body()
-    try:
-        if fmt == JSON:
-            notifications = notifications_from_json(decode_json(data))
-        elif fmt == XML:
-            notifications = notifications_from_xml(data)
-        else:
-            raise unsupported_media_type()
-    except (ValueError, XmlError, NotificationError) as error:
+    try:  # the same parser as the fast path (api.callback_path)
+        notifications = parse_notifications(request.mimetype, data)
+    except UnsupportedFormat:
+        raise unsupported_media_type() from None
+    except ValueError as error:  # XmlError, NotificationError
         raise invalid_input("notification", str(error)) from None
     if not notifications:
         return Response(b"", status=204)

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 
 import trio
 from hypercorn.config import Config
@@ -106,10 +105,10 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
     services = Services(settings, registry, database, root, storage.ref, router, subscriptions,
                         store=Store(storage.ref, subscriptions.ref), bound_urls=bound)
     intercept = None
-    if settings.role in ("all", "channels"):  # channel WebSockets: straight on the socket
-        from . import channel_socket
+    if settings.role in ("all", "channels"):  # the hot requests, straight on the socket
+        from .fast import FastPaths
 
-        intercept = (channel_socket.is_channel_socket, partial(channel_socket.serve, router))
+        intercept = FastPaths(router, keep_alive=hypercorn_config(settings).keep_alive_timeout)
     http = HttpServer(create_app(services), hypercorn_config(settings),
                       on_bound=services.bound_urls.extend, on_stopping=router.going_away,
                       intercept=intercept)

@@ -6,23 +6,27 @@ connection (hypercorn issue 225: an upgrade request with trailing bytes ends in 
 error, logs it and closes that connection only; :func:`serve_http` is hypercorn's
 ``worker_serve`` for plain TCP listeners with that handler.
 
-A channel's WebSocket does not go through the ASGI app: the guarded server reads the request
-head first and hands such an upgrade to ``intercept`` (:mod:`api.channel_socket`), which then
-owns the connection and writes frames straight to its socket.
+The hot requests do not go through the ASGI app: the guarded server reads the request head
+first and hands a channel's WebSocket upgrade (:mod:`api.channel_socket`, which then owns the
+connection and writes frames straight to its socket) and callback POSTs
+(:mod:`api.callback_path`) to ``intercept``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
+import h11
 import trio
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.lifespan import Lifespan
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr, wrap_app
@@ -32,46 +36,78 @@ from actors import Actor, ActorState
 log = logging.getLogger("tidings.http")
 
 
-Intercept = Callable[[trio.SocketStream, bytes], Awaitable[None]]
+class Intercept(Protocol):
+    """Connections served before (or instead of) the ASGI app."""
+
+    def claims(self, head: bytes) -> bool:
+        """Is this request (its first line) for :meth:`serve`?"""
+        ...
+
+    async def serve(self, stream: trio.SocketStream, head: bytes) -> bytes | None:
+        """Serve the connection from this request head on; return the bytes hypercorn must
+        take from here, or None when the connection is done."""
+        ...
+
+
 #: the longest request head read before deciding who serves the connection
 HEAD_LIMIT = 16384
-#: is this request head for ``intercept``?
-Wants = Callable[[bytes], bool]
 
 
 class GuardedTCPServer(TCPServer):
     """One connection. A protocol error in it closes it and nothing else."""
 
-    def __init__(self, *args: Any, intercept: tuple[Wants, Intercept] | None = None) -> None:
+    def __init__(self, *args: Any, intercept: Intercept | None = None) -> None:
         super().__init__(*args)
         self.intercept = intercept
 
     async def _read_data(self) -> None:
-        if self.intercept is not None:
-            wants, serve = self.intercept
-            head, eof = b"", False
-            with trio.move_on_after(self.config.read_timeout or self.config.keep_alive_timeout):
-                while b"\r\n\r\n" not in head and len(head) < HEAD_LIMIT:
-                    try:
-                        data = await self.stream.receive_some(65536)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        data = b""
-                    if not data:
-                        eof = True
-                        break
-                    head += data
-                    if b"\r\n" in head and not wants(head):
-                        break  # not ours: hypercorn reads the rest
-            if b"\r\n\r\n" in head and wants(head):
-                await self.idle_task.stop()  # no keep-alive timeout on a WebSocket
-                await serve(self.stream, head)  # type: ignore[arg-type]
-                return
-            if head:
-                await self.protocol.handle(RawData(head))
-            if eof:
-                await self.protocol.handle(Closed())
-                return
-        await super()._read_data()
+        """hypercorn's read loop, but a request that starts while hypercorn is between
+        requests (the first one, or the next on a keep-alive connection) and that the
+        intercept claims is served by the intercept."""
+        while True:
+            try:
+                with trio.fail_after(self.config.read_timeout or math.inf):
+                    data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            if data and self.intercept is not None and self._between_requests():
+                rest = await self._intercepted(bytes(data), self.intercept)
+                if rest is None:  # the intercept is done with the connection: close it now
+                    await self._close()  # (not when hypercorn's tasks for it have ended)
+                    break
+                data = rest
+            await self.protocol.handle(RawData(bytes(data)))
+            if data == b"":
+                break
+        await self.protocol.handle(Closed())
+
+    def _between_requests(self) -> bool:
+        protocol = getattr(self.protocol, "protocol", None)
+        if not isinstance(protocol, H11Protocol) or protocol.stream is not None:
+            return False
+        connection = protocol.connection
+        return (isinstance(connection, h11.Connection) and connection.our_state is h11.IDLE
+                and connection.their_state is h11.IDLE
+                and not len(getattr(connection, "_receive_buffer", b"?")))
+
+    async def _intercepted(self, head: bytes, intercept: Intercept) -> bytes | None:
+        """Read the request head; if claimed, the intercept serves it. Returns what hypercorn
+        reads next (b"" at the end of the stream), or None when the connection is done."""
+        with trio.move_on_after(self.config.keep_alive_timeout):
+            while b"\r\n\r\n" not in head and len(head) < HEAD_LIMIT:
+                if b"\r\n" in head and not intercept.claims(head):
+                    return head  # not ours
+                try:
+                    data = await self.stream.receive_some(MAX_RECV)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if not data:
+                    return None
+                head += data
+        if b"\r\n\r\n" not in head or not intercept.claims(head):
+            return head
+        await self.idle_task.stop()  # the intercept keeps its own time
+        return await intercept.serve(self.stream, head)  # type: ignore[arg-type]
 
     async def run(self) -> None:
         try:
@@ -94,7 +130,7 @@ async def serve_http(
     *,
     shutdown_trigger: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
-    intercept: tuple[Wants, Intercept] | None = None,
+    intercept: Intercept | None = None,
 ) -> None:
     """Serve ``app`` until ``shutdown_trigger`` returns; reports the bound URLs when listening."""
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
@@ -148,7 +184,7 @@ class HttpServer(Actor):
     def __init__(self, app: Any, config: Config, *, name: str = "http",
                  on_bound: Callable[[list[str]], None] | None = None,
                  on_stopping: Callable[[], None] | None = None,
-                 intercept: tuple[Wants, Intercept] | None = None) -> None:
+                 intercept: Intercept | None = None) -> None:
         super().__init__(name)
         self.app = app
         self.config = config

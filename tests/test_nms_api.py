@@ -353,3 +353,20 @@ async def test_bad_multipart_uploads_store_nothing(client, body, part):
                                  headers={"Content-Type": MULTIPART})
     assert error_of(response)[:3] == (400, "SVC0002", error_of(response)[2])
     assert error_of(response)[2][0] == part
+
+
+async def test_concurrent_first_subscriptions_to_a_new_box_all_succeed(client):
+    """The first writers of a box race to create it; every one of them gets its 201."""
+    body = {"notificationChannel": {"channelType": "WebSockets"}}
+    callbacks = [(await create(client, body))["callbackURL"] for _ in range(8)]
+    statuses: list[int] = []
+
+    async def subscribe(url: str) -> None:
+        response = await client.post("/nms/v1/raceStore/newbox/subscriptions", json={
+            "nmsSubscription": {"callbackReference": {"notifyURL": url}}})
+        statuses.append(response.status_code)
+
+    async with trio.open_nursery() as nursery:
+        for url in callbacks:
+            nursery.start_soon(subscribe, url)
+    assert statuses == [201] * 8

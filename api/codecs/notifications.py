@@ -58,6 +58,24 @@ def notifications_from_xml(data: bytes) -> list[Notification]:
     return [Notification("xml", element_bytes(root).decode())]
 
 
+def parse_notifications(mimetype: str, data: bytes) -> list[Notification]:
+    """The notifications of a callback body. Raises UnsupportedFormat for a Content-Type
+    that is neither JSON nor XML, ValueError (XmlError, NotificationError) for a bad body."""
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        try:
+            value = json.loads(data)
+        except (UnicodeDecodeError, ValueError) as error:
+            raise NotificationError(f"malformed JSON: {error}") from None
+        return notifications_from_json(value)
+    if mimetype in ("application/xml", "text/xml") or mimetype.endswith("+xml"):
+        return notifications_from_xml(data)
+    raise UnsupportedFormat(mimetype)
+
+
+class UnsupportedFormat(ValueError):
+    """A callback body that is neither JSON nor XML."""
+
+
 class NotificationCodec:
     """The frames a channel sends (see ``actors.channel.Codec``)."""
 

@@ -1,0 +1,159 @@
+"""The requests served before the ASGI app (callback POSTs, channel WebSockets) behave as the
+app would, on real keep-alive connections: mixed with other requests, pipelined, with errors
+answered by the app, and in order."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+
+from tests.channel_helpers import CHANNELS, create, path_of, websocket
+
+NOTE = b'{"chatNotification":{"n":%d}}'
+
+
+async def _ws_channel(client):
+    body = {"notificationChannel": {"channelType": "WebSockets",
+                                    "channelData": {"maxNotifications": "10"}}}
+    channel = await create(client, body)
+    return channel["channelData"]["channelURL"], path_of(channel["callbackURL"])
+
+
+def _post(path: str, body: bytes, *, close: bool = False, content_type: str = "application/json",
+          ) -> bytes:
+    extra = "Connection: close\r\n" if close else ""
+    return (f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\n"
+            f"Accept: application/json\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+
+class Responses:
+    """Reads HTTP/1.1 responses (Content-Length bodies) off one raw connection."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream, self.buffer = stream, b""
+
+    async def next(self) -> tuple[int, bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            data = await self.stream.receive_some(65536)
+            assert data, "the server closed the connection"
+            self.buffer += data
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            rest += await self.stream.receive_some(65536)
+        self.buffer = rest[length:]
+        return status, rest[:length]
+
+    async def closed(self) -> bool:
+        with trio.move_on_after(5):
+            return await self.stream.receive_some(1) == b""
+        return False
+
+
+async def _received(ws, count: int) -> list[int]:
+    numbers: list[int] = []
+    with trio.fail_after(10):
+        while len(numbers) < count:
+            items = json.loads(await ws.get_message())["notificationList"]
+            for item in items if isinstance(items, list) else [items]:
+                numbers.append(item["chatNotification"]["n"])
+    return numbers
+
+
+def _port(client) -> int:
+    return int(client.services.bound_urls[0].rsplit(":", 1)[1])
+
+
+async def test_callbacks_mixed_with_other_requests_on_one_keep_alive_connection(client):
+    url, callback = await _ws_channel(client)
+    async with websocket(url) as ws, await trio.open_tcp_stream("127.0.0.1",
+                                                                 _port(client)) as stream:
+        responses = Responses(stream)
+        await stream.send_all(_post(CHANNELS, json.dumps({"notificationChannel": {
+            "channelType": "LongPolling"}}).encode()))
+        assert (await responses.next())[0] == 201
+        await stream.send_all(_post(callback, NOTE % 1))
+        assert await responses.next() == (204, b"")
+        await stream.send_all(f"GET {CHANNELS} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        status, body = await responses.next()
+        assert status == 200
+        assert b"notificationChannelList" in body
+        await stream.send_all(_post(callback, NOTE % 2))
+        assert await responses.next() == (204, b"")
+        assert await _received(ws, 2) == [1, 2]
+
+
+async def test_connection_close_on_a_callback_is_honoured(client):
+    url, callback = await _ws_channel(client)
+    async with websocket(url) as ws, await trio.open_tcp_stream("127.0.0.1",
+                                                                 _port(client)) as stream:
+        responses = Responses(stream)
+        await stream.send_all(_post(callback, NOTE % 1, close=True))
+        assert await responses.next() == (204, b"")
+        assert await responses.closed()
+        assert await _received(ws, 1) == [1]
+
+
+async def test_pipelined_callbacks_are_answered_and_delivered_in_order(client):
+    url, callback = await _ws_channel(client)
+    async with websocket(url) as ws, await trio.open_tcp_stream("127.0.0.1",
+                                                                 _port(client)) as stream:
+        responses = Responses(stream)
+        await stream.send_all(b"".join(_post(callback, NOTE % n) for n in range(1, 6)))
+        assert [await responses.next() for _ in range(5)] == [(204, b"")] * 5
+        assert await _received(ws, 5) == [1, 2, 3, 4, 5]
+
+
+async def test_a_bad_callback_on_a_fast_connection_gets_the_apps_error_and_the_next_works(
+        client):
+    url, callback = await _ws_channel(client)
+    async with websocket(url) as ws, await trio.open_tcp_stream("127.0.0.1",
+                                                                 _port(client)) as stream:
+        responses = Responses(stream)
+        await stream.send_all(_post(callback, NOTE % 1))
+        assert await responses.next() == (204, b"")
+        await stream.send_all(_post(callback, b'{"broken'))
+        status, body = await responses.next()
+        assert status == 400
+        assert json.loads(body)["requestError"]["serviceException"]["messageId"] == "SVC0002"
+        await stream.send_all(_post(callback, b"<a/>", content_type="text/plain"))
+        assert (await responses.next())[0] == 415
+        await stream.send_all(_post("/notificationchannel/v1/callbacks/nope", NOTE % 9))
+        assert (await responses.next())[0] == 404
+        await stream.send_all(_post(callback, NOTE % 2))
+        assert await responses.next() == (204, b"")
+        assert await _received(ws, 2) == [1, 2]
+
+
+async def test_a_chunked_callback_body_is_taken_too(client):
+    url, callback = await _ws_channel(client)
+    body = NOTE % 7
+    async with websocket(url) as ws, await trio.open_tcp_stream("127.0.0.1",
+                                                                 _port(client)) as stream:
+        await stream.send_all(
+            f"POST {callback} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            f"Transfer-Encoding: chunked\r\n\r\n{len(body):x}\r\n".encode() + body
+            + b"\r\n0\r\n\r\n")
+        assert (await Responses(stream).next())[0] == 204
+        assert await _received(ws, 1) == [7]
+
+
+async def test_a_full_channel_answers_503_with_retry_after_on_the_fast_path(client):
+    _, callback = await _ws_channel(client)  # nobody connected: notifications queue up
+    limit = client.services.settings.channel_policy.queue_limit
+    async with await trio.open_tcp_stream("127.0.0.1", _port(client)) as stream:
+        responses = Responses(stream)
+        for n in range(limit):
+            await stream.send_all(_post(callback, NOTE % n))
+            assert (await responses.next())[0] == 204
+        await stream.send_all(_post(callback, NOTE % limit))
+        status, body = await responses.next()
+    assert status == 503
+    assert json.loads(body)["requestError"]["serviceException"]["messageId"] == "SVC0001"
