@@ -140,7 +140,8 @@ class Session:
     close_reason: str = ""
 
     def __post_init__(self) -> None:
-        self.outbox, self.frames = trio.open_memory_channel[Outgoing](OUTBOX_CAPACITY)
+        if self.write_now is None:  # (a connection that writes directly needs no outbox)
+            self.outbox, self.frames = trio.open_memory_channel[Outgoing](OUTBOX_CAPACITY)
 
     def close(self, code: int, reason: str) -> None:
         """Ask the connection to close with ``code`` (its tasks are cancelled)."""

@@ -21,11 +21,13 @@ import logging
 import os
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 import trio
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection
 from wsproto.events import (
     AcceptConnection,
     CloseConnection,
@@ -70,15 +72,18 @@ def frame(text: str) -> bytes:
 
 
 class DirectSocket:
-    """Writes to one connection: now when the socket takes it, else through the writer."""
+    """Writes to one connection: at once while the socket takes it; what it does not take
+    waits in a backlog that a flusher task (started only then) writes out in order."""
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.fd = stream.socket.fileno()
         self.backlog = bytearray()
-        self.batch_pending = False  # the backlog ends with a batch not yet confirmed
+        self.batch_pending = False  # the backlog holds a batch not yet confirmed
+        self.flushing = False  # a flusher owns the socket: nothing is written past it
         self.broken = False
-        self._wake = trio.Event()
+        self.nursery: trio.Nursery | None = None
+        self.on_batch_written: Callable[[], None] = lambda: None
 
     def write_now(self, text: str, batch: bool) -> bool:
         return self.write_bytes(frame(text), batch)
@@ -86,7 +91,7 @@ class DirectSocket:
     def write_bytes(self, data: bytes, batch: bool = False) -> bool:
         if self.broken:
             raise trio.BrokenResourceError("connection lost")
-        if not self.backlog:
+        if not self.flushing:
             try:
                 written = os.write(self.fd, data)
             except BlockingIOError:
@@ -97,24 +102,30 @@ class DirectSocket:
             if written == len(data):
                 return True
             data = data[written:]
+            if self.nursery is None:
+                raise trio.BrokenResourceError("the connection is not set up for writing")
+            self.flushing = True
+            self.nursery.start_soon(self._flush)
         if len(self.backlog) + len(data) > BACKLOG_LIMIT:
             raise trio.WouldBlock
         self.backlog += data
         self.batch_pending = self.batch_pending or batch
-        self._wake.set()
         return False
 
-    async def writer(self, actor: ChannelActor, session: Session) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
+    async def _flush(self) -> None:
+        try:
             while self.backlog:
                 data, batch = bytes(self.backlog), self.batch_pending
                 self.backlog.clear()
                 self.batch_pending = False
                 await self.stream.send_all(data)
                 if batch:
-                    actor.sent(session)
+                    self.on_batch_written()
+        except BaseException:
+            self.broken = True
+            raise
+        finally:
+            self.flushing = False
 
 
 async def _reject(stream: trio.SocketStream, ws: WSConnection, status: int,
@@ -149,35 +160,43 @@ async def serve(router: Router, stream: trio.SocketStream, head: bytes) -> None:
             400, f"the WebSocket handshake must offer the subprotocol {SUBPROTOCOL}").body())
         return
     await stream.send_all(ws.send(AcceptConnection(subprotocol=SUBPROTOCOL)))
+    # frames from here on: a bare frame parser, without the handshake's HTTP machinery (an
+    # idle connection keeps only what it needs)
+    frames = Connection(ConnectionType.SERVER)
+    trailing = head[head.index(b"\r\n\r\n") + 4:]
+    if trailing:  # bytes the client sent right after its handshake
+        frames.receive_data(trailing)
+    del ws, request
     direct = DirectSocket(stream)
     session = Session(write_now=direct.write_now)
+    direct.on_batch_written = lambda: actor.sent(session)
     try:
-        await actor.ref.ask(lambda reply: Attach(session, reply), timeout=10)
-    except (ActorError, Exception):  # noqa: BLE001 - gone or busy: the client reconnects
-        session.close(4000, "channel gone")
-    else:
-        try:
-            with session.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(direct.writer, actor, session)
-                    await _read(actor, session, ws, direct)
-                    nursery.cancel_scope.cancel()  # the client left or closed
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
-            pass  # the client went away, or is too slow to answer even a ping
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await actor.ref.tell(Detach(session))
+        with session.scope:
+            async with trio.open_nursery() as nursery:
+                direct.nursery = nursery
+                try:
+                    await actor.ref.ask(lambda reply: Attach(session, reply), timeout=10)
+                except (ActorError, Exception):  # noqa: BLE001 - gone or busy: reconnect
+                    session.close(4000, "channel gone")
+                else:
+                    await _read(actor, session, frames, direct)
+                nursery.cancel_scope.cancel()  # the client left or closed
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
+        pass  # the client went away, or is too slow to answer even a ping
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            await actor.ref.tell(Detach(session))
     if session.close_code is not None and not direct.broken:
         with trio.move_on_after(1):
             try:
-                await stream.send_all(bytes(direct.backlog) + ws.send(
+                await stream.send_all(bytes(direct.backlog) + frames.send(
                     CloseConnection(session.close_code, session.close_reason)))
             except (trio.BrokenResourceError, trio.ClosedResourceError, RemoteProtocolError,
                     LocalProtocolError):
                 pass
 
 
-async def _read(actor: ChannelActor, session: Session, ws: WSConnection,
+async def _read(actor: ChannelActor, session: Session, ws: Connection,
                 direct: DirectSocket) -> None:
     text: list[str] = []
     while True:

@@ -59,11 +59,15 @@ class GuardedTCPServer(TCPServer):
     def __init__(self, *args: Any, intercept: Intercept | None = None) -> None:
         super().__init__(*args)
         self.intercept = intercept
+        self._prefetched = b""  # what run() read before hypercorn set the connection up
 
     async def _read_data(self) -> None:
         """hypercorn's read loop, but a request that starts while hypercorn is between
         requests (the first one, or the next on a keep-alive connection) and that the
         intercept claims is served by the intercept."""
+        if self._prefetched:
+            prefetched, self._prefetched = self._prefetched, b""
+            await self.protocol.handle(RawData(prefetched))
         while True:
             try:
                 with trio.fail_after(self.config.read_timeout or math.inf):
@@ -71,6 +75,7 @@ class GuardedTCPServer(TCPServer):
             except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
                 break
             if data and self.intercept is not None and self._between_requests():
+                await self.idle_task.stop()  # the intercept keeps its own time
                 rest = await self._intercepted(bytes(data), self.intercept)
                 if rest is None:  # the intercept is done with the connection: close it now
                     await self._close()  # (not when hypercorn's tasks for it have ended)
@@ -106,11 +111,21 @@ class GuardedTCPServer(TCPServer):
                 head += data
         if b"\r\n\r\n" not in head or not intercept.claims(head):
             return head
-        await self.idle_task.stop()  # the intercept keeps its own time
         return await intercept.serve(self.stream, head)  # type: ignore[arg-type]
 
     async def run(self) -> None:
         try:
+            if self.intercept is not None:  # the first request, before hypercorn sets up
+                try:
+                    with trio.fail_after(self.config.read_timeout or math.inf):
+                        data = await self.stream.receive_some(MAX_RECV)
+                except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                    data = b""
+                rest = await self._intercepted(bytes(data), self.intercept) if data else None
+                if rest is None:
+                    await self._close()
+                    return
+                self._prefetched = rest
             await super().run()
         except Exception as error:  # an ExceptionGroup from hypercorn's per-connection nursery
             log.warning("closed a connection after a protocol error: %r", _leaf(error))
