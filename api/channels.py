@@ -31,7 +31,7 @@ from .codecs.notifications import (
 )
 from .codecs.xml import XSI, build, to_xml_bytes
 from .context import services
-from .errors import OmaError, invalid_input, not_found, render_error, service_error
+from .errors import COMMON_NS, OmaError, invalid_input, not_found, render_error, service_error
 from .negotiation import FORM, JSON, XML, body_format, choose_format, render
 
 blueprint = Blueprint("channels", __name__, url_prefix="/notificationchannel/v1")
@@ -231,19 +231,28 @@ async def long_poll(user_id: str, channel_id: str) -> Response:
         raise not_found("channelId")
     fmt = choose_format()
     await _poll_parameters()
+    status, content_type, body = await poll_answer(actor, fmt)
+    return Response(body, status=status, content_type=content_type)
+
+
+async def poll_answer(actor: ChannelActor, fmt: str) -> tuple[int, str, bytes]:
+    """(status, Content-Type, body) for one long poll on ``actor``, answered in ``fmt`` when
+    there is nothing (or an error) to say; shared with the fast path (api.fast_http)."""
     wait = actor.info.max_wait_time or 0
     try:
         answer = await actor.ref.ask(Poll, timeout=wait + 30)
     except PollReplaced:
-        raise OmaError(409, "SVC1012", "Simultaneous channel requests not supported") from None
+        error = OmaError(409, "SVC1012", "Simultaneous channel requests not supported")
     except (ChannelGone, ActorStopped):
-        raise not_found("channelId") from None
-    if answer is None:
-        text = _CODEC.empty("xml" if fmt == XML else "json")
-        return Response(text, content_type=f"{fmt}; charset=utf-8")
-    notification_fmt, frame = answer
-    return Response(frame, content_type=f"{XML if notification_fmt == 'xml' else JSON}; "
-                                        "charset=utf-8")
+        error = not_found("channelId")
+    else:
+        if answer is None:
+            text = _CODEC.empty("xml" if fmt == XML else "json")
+            return 200, f"{fmt}; charset=utf-8", text.encode()
+        notification_fmt, frame = answer
+        return 200, f"{XML if notification_fmt == 'xml' else JSON}; charset=utf-8", frame.encode()
+    response = render(error.body(), fmt, status=error.status, namespaces={"common": COMMON_NS})
+    return error.status, f"{fmt}; charset=utf-8", await response.get_data(as_text=False)
 
 
 async def _poll_parameters() -> None:
@@ -262,7 +271,7 @@ async def callback(callback_id: str) -> Response:
     if actor is None:
         raise not_found("callbackId")
     data = await raw_body()
-    try:  # the same parser as the fast path (api.callback_path)
+    try:  # the same parser as the fast path (api.fast_http)
         notifications = parse_notifications(request.mimetype, data)
     except UnsupportedFormat:
         raise unsupported_media_type() from None

@@ -1,5 +1,5 @@
 """What :class:`api.server.GuardedTCPServer` serves before the ASGI app: channel WebSockets
-(:mod:`api.channel_socket`) and callback POSTs (:mod:`api.callback_path`)."""
+(:mod:`api.channel_socket`), callback POSTs and long polls (:mod:`api.fast_http`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import trio
 
 from actors.router import Router
 
-from . import callback_path, channel_socket
+from . import channel_socket, fast_http
 
 
 class FastPaths:
@@ -16,10 +16,10 @@ class FastPaths:
         self.keep_alive = keep_alive
 
     def claims(self, head: bytes) -> bool:
-        return channel_socket.is_channel_socket(head) or callback_path.is_callback(head)
+        return channel_socket.is_channel_socket(head) or fast_http.claims(head)
 
     async def serve(self, stream: trio.SocketStream, head: bytes) -> bytes | None:
         if channel_socket.is_channel_socket(head):
             await channel_socket.serve(self.router, stream, head)
             return None
-        return await callback_path.serve(self.router, stream, head, self.keep_alive)
+        return await fast_http.serve(self.router, stream, head, self.keep_alive)

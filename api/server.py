@@ -9,7 +9,7 @@ error, logs it and closes that connection only; :func:`serve_http` is hypercorn'
 The hot requests do not go through the ASGI app: the guarded server reads the request head
 first and hands a channel's WebSocket upgrade (:mod:`api.channel_socket`, which then owns the
 connection and writes frames straight to its socket) and callback POSTs
-(:mod:`api.callback_path`) to ``intercept``.
+(:mod:`api.fast_http`), and long polls, to ``intercept``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import trio
+import trio.testing
 
 from tests.channel_helpers import CHANNELS, create, path_of, websocket
 
@@ -157,3 +158,69 @@ async def test_a_full_channel_answers_503_with_retry_after_on_the_fast_path(clie
         status, body = await responses.next()
     assert status == 503
     assert json.loads(body)["requestError"]["serviceException"]["messageId"] == "SVC0001"
+
+
+async def _lp_channel(client, wait: int = 30):
+    body = {"notificationChannel": {"channelType": "LongPolling", "channelData": {
+        "maxNotifications": "10", "maxWaitTime": str(wait)}}}
+    channel = await create(client, body)
+    channel_id = channel["resourceURL"].rsplit("/", 1)[1]
+    actor = client.services.router.channel_for("tel:+19585550100", channel_id)
+    return path_of(channel["channelData"]["channelURL"]), path_of(channel["callbackURL"]), actor
+
+
+async def _until(condition) -> None:
+    with trio.fail_after(10):
+        while not condition():
+            await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+
+
+async def test_long_polls_on_one_keep_alive_connection_get_each_notification_once(client):
+    poll, callback, actor = await _lp_channel(client)
+    async with await trio.open_tcp_stream("127.0.0.1", _port(client)) as stream:
+        responses = Responses(stream)
+        got: list[int] = []
+        for n in range(1, 4):
+            await stream.send_all(_post(poll, b""))
+            await _until(lambda: actor.poll is not None)
+            assert (await client.post(callback, content=NOTE % n, headers={
+                "Content-Type": "application/json"})).status_code == 204
+            status, body = await responses.next()
+            assert status == 200
+            got.append(json.loads(body)["notificationList"]["chatNotification"]["n"])
+    assert got == [1, 2, 3]
+
+
+async def test_a_poller_that_leaves_loses_nothing(client):
+    poll, callback, actor = await _lp_channel(client)
+    async with await trio.open_tcp_stream("127.0.0.1", _port(client)) as stream:
+        await stream.send_all(_post(poll, b""))
+        await _until(lambda: actor.poll is not None)
+    # the client is gone; a notification accepted now waits for the next poll
+    assert (await client.post(callback, content=NOTE % 5, headers={
+        "Content-Type": "application/json"})).status_code == 204
+    answer = await client.post(poll, json={"longPollingRequestParameters": None})
+    assert answer.json() == {"notificationList": {"chatNotification": {"n": 5}}}
+
+
+async def test_a_second_simultaneous_poll_replaces_the_first_with_409(client):
+    poll, callback, actor = await _lp_channel(client)
+    async with await trio.open_tcp_stream("127.0.0.1", _port(client)) as first:
+        await first.send_all(_post(poll, b""))
+        await _until(lambda: actor.poll is not None)
+        waiting = actor.poll
+        async with trio.open_nursery() as nursery:
+            second: list = []
+
+            async def poll_again() -> None:
+                second.append(await client.post(poll, json={
+                    "longPollingRequestParameters": None}))
+
+            nursery.start_soon(poll_again)
+            status, body = await Responses(first).next()
+            assert status == 409
+            assert json.loads(body)["requestError"]["serviceException"]["messageId"] == "SVC1012"
+            await _until(lambda: actor.poll is not None and actor.poll is not waiting)
+            assert (await client.post(callback, content=NOTE % 8, headers={
+                "Content-Type": "application/json"})).status_code == 204
+    assert second[0].json() == {"notificationList": {"chatNotification": {"n": 8}}}
