@@ -203,7 +203,8 @@ class Bench:
             for _ in range(self.args.connections):
                 send_next()
         expected = n * messages
-        self.wait(lambda: delivered[0] >= expected, 120 + expected / 1000, "deliveries")
+        self.wait(lambda: delivered[0] >= expected and len(accepted) == messages,
+                  120 + expected / 1000, "deliveries")
         elapsed, cpu = Now() - t0, self.measured() - cpu0
         latencies = [receipts[i][1] - t for i, t in accepted.items() if i in receipts]
         from_post = [receipts[i][1] - t for i, t in posted.items() if i in receipts]

@@ -42,10 +42,46 @@ async def test_concurrent_writes_publish_in_sequence_order_per_box(tmp_path):
                                    lambda w, n=n: nms.folder_at(w, f"/f{n}", create=True))
         await trio.testing.wait_all_tasks_blocked()
         gc.collect()
-        assert len(store._locks) == 0
+        assert len(store._boxes) == 0
     database.dispose()
     for box in ("box0", "box1", "box2"):
         seqs = [seq for name, seq in subscriptions.published if name == box]
         assert len(seqs) == 10
         assert seqs == sorted(seqs)
         assert len(set(seqs)) == 10
+
+
+async def test_a_failing_write_among_concurrent_ones_fails_alone(tmp_path):
+    """Writers queued together share a transaction; one that fails is rolled back with it,
+    then each runs alone: only the failing request fails, every other one is committed and
+    published once, with its own sequence number."""
+    database = Database(f"sqlite:///{tmp_path / 't.db'}")
+    database.migrate()
+    outcomes: dict[int, str] = {}
+
+    def work(n: int):
+        def run(w):
+            if n == 5:
+                raise nms.NotFound("no such object")
+            return nms.folder_at(w, f"/f{n}", create=True).id
+        return run
+
+    async def write(store, n: int) -> None:
+        try:
+            outcomes[n] = await store.write("s", "box", work(n))
+        except nms.NotFound:
+            outcomes[n] = "failed"
+
+    async with open_store_world(database, _ignore,
+                                subscriptions_class=RecordingSubscriptions) as world:
+        async with trio.open_nursery() as writers:
+            for n in range(12):
+                writers.start_soon(write, world.store, n)
+        published = [seq for box, seq in world.subscriptions.published if box == "box"]
+    database.dispose()
+    assert outcomes[5] == "failed"
+    assert all(isinstance(outcomes[n], str) and outcomes[n] != "failed"
+               for n in range(12) if n != 5)
+    assert len(published) == 11
+    assert published == sorted(published)
+    assert len(set(published)) == 11
