@@ -2,14 +2,15 @@
 
 hypercorn accepts every connection; :class:`api.server.GuardedTCPServer` reads the request head
 and hands a WebSocket upgrade to ``/notificationchannel/v1/{userId}/channels/{channelId}/ws``
-to :func:`serve` instead of to the ASGI app. The handshake and the client's frames go through
-wsproto; frames to the client are encoded once and written by the channel actor straight to the
-socket (``os.write`` on the non-blocking descriptor, no task wake-up, DESIGN "write directly").
-What the socket does not take at once waits in a backlog that the connection's writer task
-flushes; the batch in flight is confirmed (``sent``) only once it is all written.
+to :func:`serve` instead of to the ASGI app. The handshake goes through wsproto, the client's
+frames through a small parser (:class:`ClientFrames`). Frames to the client are encoded once
+and written by the channel actor straight to the socket (``os.write`` on the non-blocking
+descriptor, no task wake-up: DESIGN "write directly"). What the socket does not take at once
+waits in a backlog that a flusher task, started only then, writes out; the batch in flight is
+confirmed (``sent``) only once it is all written.
 
-Each connection is two sibling tasks in one nursery: the reader (connCheck / connAck, pings,
-close) and the writer (the backlog). The channel closes a connection by cancelling its scope
+Each connection is one task reading (connCheck / connAck, pings, close), plus the flusher
+while there is a backlog. The channel closes a connection by cancelling its scope
 with a close code: takeover (4001), deletion (4000), expiry (4002), unanswered connCheck
 (4003), too slow (4004), shutdown (1001).
 """
@@ -27,18 +28,8 @@ from urllib.parse import unquote
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import Connection
-from wsproto.events import (
-    AcceptConnection,
-    CloseConnection,
-    Event,
-    Ping,
-    RejectConnection,
-    RejectData,
-    Request,
-    TextMessage,
-)
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
+from wsproto.utilities import RemoteProtocolError
 
 from actors import ActorError
 from actors.channel import Attach, ChannelActor, ClientConnAck, ClientConnCheck, Detach, Session
@@ -69,6 +60,89 @@ def frame(text: str) -> bytes:
     if length < 65536:
         return struct.pack(">BBH", 0x81, 126, length) + payload
     return struct.pack(">BBQ", 0x81, 127, length) + payload
+
+
+OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+#: the largest message a client may send (its messages are connCheck and connAck)
+MESSAGE_LIMIT = 1 << 16
+
+
+def control_frame(opcode: int, payload: bytes) -> bytes:
+    """A server control frame (close, ping, pong: at most 125 bytes of payload)."""
+    return struct.pack(">BB", 0x80 | opcode, len(payload)) + payload
+
+
+class FrameError(Exception):
+    """The client broke RFC 6455: the connection is closed with 1002."""
+
+
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    n = len(payload)
+    if not n:
+        return b""
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "little")
+    return (int.from_bytes(payload, "little") ^ key).to_bytes(n, "little")
+
+
+class ClientFrames:
+    """Frames from a client (RFC 6455 §5): masked, maybe fragmented. :meth:`feed` returns
+    the complete messages and control frames as ``(opcode, payload)``."""
+
+    __slots__ = ("buffer", "parts", "opcode")
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.buffer = data
+        self.parts: list[bytes] | None = None
+        self.opcode = 0
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        buf = self.buffer + data if self.buffer else data
+        out: list[tuple[int, bytes]] = []
+        at, size = 0, len(buf)
+        while size - at >= 2:
+            first, second = buf[at], buf[at + 1]
+            if first & 0x70:
+                raise FrameError("reserved bits set (no extension was agreed)")
+            if not second & 0x80:
+                raise FrameError("a client frame must be masked")
+            fin, opcode, length, head = first & 0x80, first & 0x0F, second & 0x7F, 2
+            if length == 126:
+                if size - at < 4:
+                    break
+                length, head = struct.unpack_from(">H", buf, at + 2)[0], 4
+            elif length == 127:
+                if size - at < 10:
+                    break
+                length, head = struct.unpack_from(">Q", buf, at + 2)[0], 10
+            if length > MESSAGE_LIMIT:
+                raise FrameError("message too large")
+            end = at + head + 4 + length
+            if end > size:
+                break
+            payload = _unmask(buf[at + head + 4:end], buf[at + head:at + head + 4])
+            at = end
+            if opcode >= OP_CLOSE:
+                if not fin or length > 125 or opcode > OP_PONG:
+                    raise FrameError("bad control frame")
+                out.append((opcode, payload))
+                continue
+            if opcode == OP_CONTINUATION:
+                if self.parts is None:
+                    raise FrameError("continuation outside a message")
+                self.parts.append(payload)
+                if sum(len(p) for p in self.parts) > MESSAGE_LIMIT:
+                    raise FrameError("message too large")
+            elif opcode in (OP_TEXT, OP_BINARY):
+                if self.parts is not None:
+                    raise FrameError("a new message inside a fragmented one")
+                self.parts, self.opcode = [payload], opcode
+            else:
+                raise FrameError(f"unknown opcode {opcode}")
+            if fin and self.parts is not None:
+                out.append((self.opcode, b"".join(self.parts)))
+                self.parts = None
+        self.buffer = buf[at:]
+        return out
 
 
 class DirectSocket:
@@ -160,12 +234,9 @@ async def serve(router: Router, stream: trio.SocketStream, head: bytes) -> None:
             400, f"the WebSocket handshake must offer the subprotocol {SUBPROTOCOL}").body())
         return
     await stream.send_all(ws.send(AcceptConnection(subprotocol=SUBPROTOCOL)))
-    # frames from here on: a bare frame parser, without the handshake's HTTP machinery (an
-    # idle connection keeps only what it needs)
-    frames = Connection(ConnectionType.SERVER)
-    trailing = head[head.index(b"\r\n\r\n") + 4:]
-    if trailing:  # bytes the client sent right after its handshake
-        frames.receive_data(trailing)
+    # frames from here on: a small parser, without the handshake's HTTP machinery (an idle
+    # connection keeps only what it needs); it starts with what came after the handshake
+    frames = ClientFrames(head[head.index(b"\r\n\r\n") + 4:])
     del ws, request
     direct = DirectSocket(stream)
     session = Session(write_now=direct.write_now)
@@ -189,42 +260,37 @@ async def serve(router: Router, stream: trio.SocketStream, head: bytes) -> None:
     if session.close_code is not None and not direct.broken:
         with trio.move_on_after(1):
             try:
-                await stream.send_all(bytes(direct.backlog) + frames.send(
-                    CloseConnection(session.close_code, session.close_reason)))
-            except (trio.BrokenResourceError, trio.ClosedResourceError, RemoteProtocolError,
-                    LocalProtocolError):
+                await stream.send_all(bytes(direct.backlog) + control_frame(
+                    OP_CLOSE, struct.pack(">H", session.close_code)
+                    + session.close_reason.encode()[:123]))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
 
 
-async def _read(actor: ChannelActor, session: Session, ws: Connection,
+async def _read(actor: ChannelActor, session: Session, frames: ClientFrames,
                 direct: DirectSocket) -> None:
-    text: list[str] = []
+    data = b""
     while True:
-        data = await direct.stream.receive_some(65536)
-        if not data:
-            return
         try:
-            ws.receive_data(data)
-            events: list[Event] = list(ws.events())
-        except RemoteProtocolError as error:
+            messages = frames.feed(data)
+        except FrameError as error:
             log.info("closing a channel WebSocket after a protocol error: %s", error)
             session.close(1002, "protocol error")
             return
-        for event in events:
-            if isinstance(event, TextMessage):
-                text.append(event.data)
-                if not event.message_finished:
-                    continue
-                root, fmt = client_message("".join(text))
-                text.clear()
+        for opcode, payload in messages:
+            if opcode in (OP_TEXT, OP_BINARY):
+                root, fmt = client_message(payload)
                 session.fmt = fmt
                 if root == "connCheck":
                     await actor.ref.tell(ClientConnCheck(session))
                 elif root == "connAck":
                     await actor.ref.tell(ClientConnAck(session))
-            elif isinstance(event, Ping):
-                direct.write_bytes(ws.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                direct.write_bytes(ws.send(event.response()))
+            elif opcode == OP_PING:
+                direct.write_bytes(control_frame(OP_PONG, payload))
+            elif opcode == OP_CLOSE:
+                direct.write_bytes(control_frame(OP_CLOSE, payload[:2]))  # echo the code
                 direct.broken = True  # nothing more goes out after the close reply
                 return
+        data = await direct.stream.receive_some(65536)
+        if not data:
+            return
