@@ -198,8 +198,9 @@ class Actor:
         """Running, not inside a handler and nothing in the mailbox: a synchronous fast path
         may act on this actor's state now without overtaking a queued message (trio runs one
         task at a time, so nothing else runs until the caller's next ``await``)."""
+        # the queue itself, not statistics(): this runs once per delivery on the hot path
         return (self.state is ActorState.RUNNING and not self.busy
-                and not self._send.statistics().current_buffer_used)
+                and not self._send._state.data)
 
     # -- life ------------------------------------------------------------------------------
     async def on_start(self) -> None:
