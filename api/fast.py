@@ -14,6 +14,11 @@ class FastPaths:
     def __init__(self, router: Router, *, keep_alive: float) -> None:
         self.router = router
         self.keep_alive = keep_alive
+        self.idle = fast_http.Idle()
+
+    def stopping(self) -> None:
+        """The server is stopping: connections waiting for a next request close now."""
+        self.idle.close_all()
 
     def claims(self, head: bytes) -> bool:
         return channel_socket.is_channel_socket(head) or fast_http.claims(head)
@@ -22,4 +27,4 @@ class FastPaths:
         if channel_socket.is_channel_socket(head):
             await channel_socket.serve(self.router, stream, head)
             return None
-        return await fast_http.serve(self.router, stream, head, self.keep_alive)
+        return await fast_http.serve(self.router, stream, head, self.keep_alive, self.idle)

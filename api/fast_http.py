@@ -118,22 +118,42 @@ def _response(status: int, content_type: str, body: bytes, close: bool) -> bytes
     return head + (b"connection: close\r\n\r\n" if close else b"\r\n") + body
 
 
+class Idle:
+    """The connections waiting here for their client's next request: when the server stops,
+    they are closed at once (as hypercorn closes its idle keep-alive connections)."""
+
+    def __init__(self) -> None:
+        self.scopes: set[trio.CancelScope] = set()
+        self.closing = False
+
+    def close_all(self) -> None:
+        self.closing = True
+        for scope in self.scopes:
+            scope.cancel()
+
+
 class Connection:
     """One keep-alive connection while its requests are taken here."""
 
     def __init__(self, router: Router, stream: trio.SocketStream, buffer: bytes,
-                 keep_alive: float) -> None:
+                 keep_alive: float, idle: Idle) -> None:
         self.router, self.stream, self.buffer = router, stream, buffer
-        self.keep_alive = keep_alive
+        self.keep_alive, self.idle = keep_alive, idle
 
     async def _more(self) -> bool:
-        """Read more into the buffer; False if the client left or stayed idle too long."""
+        """Read more into the buffer; False if the client left or stayed idle too long, or
+        the server is stopping."""
+        if self.idle.closing:
+            return False
         data = b""
-        with trio.move_on_after(self.keep_alive):
+        with trio.move_on_after(self.keep_alive) as scope:
+            self.idle.scopes.add(scope)
             try:
                 data = await self.stream.receive_some(65536)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return False
+            finally:
+                self.idle.scopes.discard(scope)
         self.buffer += data
         return bool(data)
 
@@ -225,7 +245,7 @@ class Connection:
                 return
 
 
-async def serve(router: Router, stream: trio.SocketStream, buffer: bytes,
-                keep_alive: float) -> bytes | None:
-    return await Connection(router, stream, buffer, keep_alive).serve()
+async def serve(router: Router, stream: trio.SocketStream, buffer: bytes, keep_alive: float,
+                idle: Idle) -> bytes | None:
+    return await Connection(router, stream, buffer, keep_alive, idle).serve()
 

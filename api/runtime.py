@@ -109,8 +109,14 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
         from .fast import FastPaths
 
         intercept = FastPaths(router, keep_alive=hypercorn_config(settings).keep_alive_timeout)
+
+    def stopping() -> None:
+        router.going_away()  # WebSockets close with 1001, long polls are answered
+        if intercept is not None:
+            intercept.stopping()  # idle keep-alive connections close
+
     http = HttpServer(create_app(services), hypercorn_config(settings),
-                      on_bound=services.bound_urls.extend, on_stopping=router.going_away,
+                      on_bound=services.bound_urls.extend, on_stopping=stopping,
                       intercept=intercept)
     for actor in (storage, router, subscriptions, http):
         root.add(ChildSpec(actor, grace=SHUTDOWN_GRACE))

@@ -80,7 +80,7 @@ def running(kind: str, seed: int = 0) -> Iterator[tuple[int, int]]:
                 time.sleep(0.1)
             yield port, process.pid
         finally:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM)  # (SIGINT is ignored in background jobs)
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:

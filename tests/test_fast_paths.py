@@ -5,6 +5,7 @@ answered by the app, and in order."""
 from __future__ import annotations
 
 import json
+from contextlib import asynccontextmanager
 
 import trio
 import trio.testing
@@ -66,6 +67,13 @@ async def _received(ws, count: int) -> list[int]:
             for item in items if isinstance(items, list) else [items]:
                 numbers.append(item["chatNotification"]["n"])
     return numbers
+
+
+@asynccontextmanager
+async def await_server(settings, open_tidings, http_client):
+    async with open_tidings(settings) as services, http_client(services) as client:
+        client.services = services
+        yield client, int(services.bound_urls[0].rsplit(":", 1)[1])
 
 
 def _port(client) -> int:
@@ -224,3 +232,21 @@ async def test_a_second_simultaneous_poll_replaces_the_first_with_409(client):
             assert (await client.post(callback, content=NOTE % 8, headers={
                 "Content-Type": "application/json"})).status_code == 204
     assert second[0].json() == {"notificationList": {"chatNotification": {"n": 8}}}
+
+
+async def test_stopping_the_server_closes_idle_fast_path_connections_at_once(tmp_path):
+    """An enabler's keep-alive connection, idle after its callback POSTs, does not hold up
+    Ctrl+C for the keep-alive timeout or the shutdown grace period (5 s each)."""
+    from api.runtime import Settings, open_tidings
+    from tests.servers import http_client
+
+    settings = Settings(port=0, database_url=f"sqlite:///{tmp_path / 't.db'}")
+    async with await_server(settings, open_tidings, http_client) as (client, port):
+        _, callback = await _ws_channel(client)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_all(_post(callback, NOTE % 1))
+        assert await Responses(stream).next() == (204, b"")
+        stopped_at = trio.current_time()
+    assert trio.current_time() - stopped_at < 2.5
+    assert await Responses(stream).closed()
+    await stream.aclose()
