@@ -123,7 +123,7 @@ class Outgoing:
 _session_ids = itertools.count(1)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
     """One WebSocket connection as its channel sees it."""
 
@@ -138,6 +138,9 @@ class Session:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     close_code: int | None = None
     close_reason: str = ""
+    #: frames for a connection without ``write_now`` (its writer reads ``frames``)
+    outbox: trio.MemorySendChannel[Outgoing] = field(init=False, repr=False)
+    frames: trio.MemoryReceiveChannel[Outgoing] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.write_now is None:  # (a connection that writes directly needs no outbox)

@@ -149,6 +149,9 @@ class DirectSocket:
     """Writes to one connection: at once while the socket takes it; what it does not take
     waits in a backlog that a flusher task (started only then) writes out in order."""
 
+    __slots__ = ("stream", "fd", "backlog", "batch_pending", "flushing", "broken", "nursery",
+                 "on_batch_written")
+
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.fd = stream.socket.fileno()

@@ -71,6 +71,9 @@ class BoxWork:
     session: Session
     box: Box
     changes: list[ItemState] = field(default_factory=list)
+    #: folders found by path in this transaction (writes batched together share it); any
+    #: rename, delete or reset forgets them all
+    folders: dict[str, Folder] = field(default_factory=dict)
 
     def next_seq(self) -> int:
         self.box.seq += 1
@@ -134,6 +137,9 @@ def folder_at(work: BoxWork, path: str, *, create: bool) -> Folder:
     """The folder at ``/a/b`` under the root, creating the missing ones when ``create``."""
     if not path.startswith("/") or "//" in path or len(path) > 1024:
         raise ValueError("a parentFolderPath starts with '/' and has no empty names")
+    known = work.folders.get(path)
+    if known is not None and not known.deleted:
+        return known
     folder = root_folder(work)
     for name in [part for part in path.split("/") if part]:
         child = work.session.scalar(sa.select(Folder).where(
@@ -144,6 +150,7 @@ def folder_at(work: BoxWork, path: str, *, create: bool) -> Folder:
                 raise NotFound(path)
             child = _new_folder(work, folder.id, name)
         folder = child
+    work.folders[path] = folder
     return folder
 
 
@@ -168,6 +175,7 @@ def rename_folder(work: BoxWork, folder_id: str, name: str) -> Folder:
         if clash is not None:
             raise FileExistsError(name)
         folder.name = name
+        work.folders.clear()
         folder.last_mod_seq = work.next_seq()
         work.changes.append(folder_state(folder))
     return folder
@@ -178,6 +186,7 @@ def delete_folder(work: BoxWork, folder_id: str) -> None:
     folder = live_folder(work, folder_id)
     if folder.parent_id is None:
         raise PermissionError("the root folder cannot be deleted")
+    work.folders.clear()
     _delete_tree(work, folder)
 
 
@@ -270,6 +279,7 @@ def reset_box(work: BoxWork) -> None:
     work.session.execute(sa.delete(Folder).where(Folder.box_pk == work.box.pk))
     work.box.validity += 1
     work.box.seq = 0
+    work.folders.clear()
     work.changes.append(RESET)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 
+import sqlalchemy as sa
 import trio
 import trio.testing
 
@@ -85,3 +86,31 @@ async def test_a_failing_write_among_concurrent_ones_fails_alone(tmp_path):
     assert len(published) == 11
     assert published == sorted(published)
     assert len(set(published)) == 11
+
+
+async def test_writes_batched_together_see_each_others_folder_changes(tmp_path):
+    """A folder found by path is remembered within a transaction; a rename in the same batch
+    makes the next write to that path find (here: create) the folder that has that name."""
+    database = Database(f"sqlite:///{tmp_path / 't.db'}")
+    database.migrate()
+    found: dict[str, str] = {}
+
+    async def write(store, name: str, work) -> None:
+        found[name] = await store.write("s", "box", work)
+
+    def rename(w):
+        return nms.rename_folder(w, nms.folder_at(w, "/x/y", create=False).id, "z").id
+
+    async with open_store_world(database, _ignore) as world:
+        async with trio.open_nursery() as writers:  # the first holds the box; the rest batch
+            for name, work in [("first", lambda w: nms.folder_at(w, "/x", create=True).id),
+                               ("y", lambda w: nms.folder_at(w, "/x/y", create=True).id),
+                               ("renamed", rename),
+                               ("y again", lambda w: nms.folder_at(w, "/x/y", create=True).id)]:
+                writers.start_soon(write, world.store, name, work)
+                await trio.testing.wait_all_tasks_blocked()  # queued in this order
+    assert found["renamed"] == found["y"]
+    assert found["y again"] != found["y"]
+    names = database.run(lambda s: {f.id: f.name for f in s.scalars(sa.select(nms.Folder))})
+    database.dispose()
+    assert (names[found["y"]], names[found["y again"]]) == ("z", "y")
