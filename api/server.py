@@ -116,11 +116,12 @@ class GuardedTCPServer(TCPServer):
     async def run(self) -> None:
         try:
             if self.intercept is not None:  # the first request, before hypercorn sets up
-                try:
-                    with trio.fail_after(self.config.read_timeout or math.inf):
-                        data = await self.stream.receive_some(MAX_RECV)
-                except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
-                    data = b""
+                data = b""  # a client silent for the keep-alive timeout is closed, as hypercorn
+                with trio.move_on_after(self.config.keep_alive_timeout):  # closes one
+                    try:
+                        data = bytes(await self.stream.receive_some(MAX_RECV))
+                    except (trio.ClosedResourceError, trio.BrokenResourceError):
+                        pass
                 rest = await self._intercepted(bytes(data), self.intercept) if data else None
                 if rest is None:
                     await self._close()

@@ -143,3 +143,38 @@ def test_tidings_serve_runs_and_stops_cleanly_on_sigterm(tmp_path):
             process.kill()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", _port(url)), timeout=2)
+
+
+class _ClaimsNothing:
+    """An intercept (the fast paths' place) that leaves every request to the app."""
+
+    def claims(self, head: bytes) -> bool:
+        return False
+
+    async def serve(self, stream, head: bytes) -> bytes | None:  # pragma: no cover
+        raise AssertionError("nothing is claimed")
+
+
+async def test_a_connection_that_never_speaks_is_closed_after_the_keep_alive_timeout(
+        autojump_clock):
+    """The guarded server reads a request head before hypercorn sets a connection up; a
+    client that sends nothing is still closed after the keep-alive timeout, as hypercorn
+    closes one, and a client that speaks is served as before."""
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        (url,) = await nursery.start(lambda task_status: serve_http(
+            _accepting_websocket_app, config, shutdown_trigger=stop.wait,
+            task_status=task_status, intercept=_ClaimsNothing()))
+        async with await trio.open_tcp_stream("127.0.0.1", _port(url)) as silent:
+            opened = trio.current_time()
+            assert await silent.receive_some(1) == b""
+            assert config.keep_alive_timeout <= trio.current_time() - opened
+            assert trio.current_time() - opened < config.keep_alive_timeout + 1
+        answer = await _raw_exchange(_port(url), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert b"alive" in answer
+        stop.set()
