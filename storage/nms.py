@@ -74,6 +74,12 @@ class BoxWork:
     #: folders found by path in this transaction (writes batched together share it); any
     #: rename, delete or reset forgets them all
     folders: dict[str, Folder] = field(default_factory=dict)
+    #: and the paths of folders, by id (the session's identity map holds folders weakly)
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def forget_folders(self) -> None:
+        self.folders.clear()
+        self.paths.clear()
 
     def next_seq(self) -> int:
         self.box.seq += 1
@@ -175,7 +181,7 @@ def rename_folder(work: BoxWork, folder_id: str, name: str) -> Folder:
         if clash is not None:
             raise FileExistsError(name)
         folder.name = name
-        work.folders.clear()
+        work.forget_folders()
         folder.last_mod_seq = work.next_seq()
         work.changes.append(folder_state(folder))
     return folder
@@ -186,7 +192,7 @@ def delete_folder(work: BoxWork, folder_id: str) -> None:
     folder = live_folder(work, folder_id)
     if folder.parent_id is None:
         raise PermissionError("the root folder cannot be deleted")
-    work.folders.clear()
+    work.forget_folders()
     _delete_tree(work, folder)
 
 
@@ -240,8 +246,11 @@ def create_object(work: BoxWork, folder: Folder, attributes: list[dict[str, Any]
 
 def object_path(work: BoxWork, obj: StoredObject) -> str:
     """``/a/b/<objectId>``: the folder path, then the object's id."""
-    folder = live_folder(work, obj.folder_id)
-    return folder_path(work.session, folder).rstrip("/") + "/" + obj.id
+    path = work.paths.get(obj.folder_id)
+    if path is None:
+        path = work.paths[obj.folder_id] = folder_path(work.session,
+                                                       live_folder(work, obj.folder_id))
+    return path.rstrip("/") + "/" + obj.id
 
 
 def live_object(work: BoxWork, object_id: str) -> StoredObject:
@@ -279,7 +288,7 @@ def reset_box(work: BoxWork) -> None:
     work.session.execute(sa.delete(Folder).where(Folder.box_pk == work.box.pk))
     work.box.validity += 1
     work.box.seq = 0
-    work.folders.clear()
+    work.forget_folders()
     work.changes.append(RESET)
 
 

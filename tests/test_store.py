@@ -98,6 +98,13 @@ async def test_writes_batched_together_see_each_others_folder_changes(tmp_path):
     async def write(store, name: str, work) -> None:
         found[name] = await store.write("s", "box", work)
 
+    def message_in(path: str):
+        def create(w):
+            attributes = [{"name": "TextContent", "value": ["hi"]}]
+            return nms.object_path(w, nms.create_object(w, nms.folder_at(w, path, create=False),
+                                                        attributes, []))
+        return create
+
     def rename(w):
         return nms.rename_folder(w, nms.folder_at(w, "/x/y", create=False).id, "z").id
 
@@ -105,11 +112,15 @@ async def test_writes_batched_together_see_each_others_folder_changes(tmp_path):
         async with trio.open_nursery() as writers:  # the first holds the box; the rest batch
             for name, work in [("first", lambda w: nms.folder_at(w, "/x", create=True).id),
                                ("y", lambda w: nms.folder_at(w, "/x/y", create=True).id),
+                               ("in y", message_in("/x/y")),
                                ("renamed", rename),
+                               ("in z", message_in("/x/z")),
                                ("y again", lambda w: nms.folder_at(w, "/x/y", create=True).id)]:
                 writers.start_soon(write, world.store, name, work)
                 await trio.testing.wait_all_tasks_blocked()  # queued in this order
     assert found["renamed"] == found["y"]
+    assert found["in y"].startswith("/x/y/")
+    assert found["in z"].startswith("/x/z/")  # the path remembered for y was forgotten
     assert found["y again"] != found["y"]
     names = database.run(lambda s: {f.id: f.name for f in s.scalars(sa.select(nms.Folder))})
     database.dispose()
