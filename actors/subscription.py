@@ -222,10 +222,7 @@ class SubscriptionActor(Actor):
                 or self._in_hand or self.undelivered or not self.idle()):
             return False
         events = self._filter(committed.changes)
-        upto = committed.position
-        position_ = self.position
-        if upto.validity != position_.validity or upto.seq > position_.seq:
-            position_ = upto
+        position_ = self._advanced(committed.position)
         if events:
             index = self.next_index
             text = self.encoder.event_list(self.info, events, index, position_)
@@ -309,10 +306,16 @@ class SubscriptionActor(Actor):
         return [e for e in events
                 if e.kind == "reset" or matches(e, criteria, created_after=after)]
 
+    def _advanced(self, upto: Position) -> Position:
+        """The position after a change that ends at ``upto``: later, or a new validity (a box
+        reset: its stream starts again)."""
+        if upto.validity != self.position.validity or upto.seq > self.position.seq:
+            return upto
+        return self.position
+
     async def _emit(self, events: Sequence[ItemState], upto: Position) -> None:
         """Queue one nmsEventList for ``events`` (nothing if empty) and move the position."""
-        if upto.validity != self.position.validity or upto.seq > self.position.seq:
-            self.position = upto  # a new validity is a box reset: its stream starts again
+        self.position = self._advanced(upto)
         if not events:
             return
         index = self.next_index

@@ -30,29 +30,25 @@ class NotifyUrlDelivery:
         self._client: httpx.AsyncClient | None = None
 
     async def __call__(self, url: str, fmt: str, body: str) -> None:
-        own = self.public_url() + CALLBACK_PATH
-        if url.startswith(own):
-            self._to_channel(url[len(own):], fmt, body)
-        else:
+        if not self._to_own_channel(url, fmt, body):
             await self._post(url, fmt, body)
 
     def now(self, url: str, fmt: str, body: str) -> bool:
         """The synchronous fast path: ``True`` if ``url`` is one of this server's callbackURLs
         and its channel took the notification; ``False`` otherwise (use ``await self(...)``,
         which also reports why)."""
+        try:
+            return self._to_own_channel(url, fmt, body)
+        except (TargetGone, RetryLater):
+            return False
+
+    def _to_own_channel(self, url: str, fmt: str, body: str) -> bool:
+        """Queue the notification on the channel if ``url`` is one of this server's
+        callbackURLs (``False``: it is not); raises TargetGone or RetryLater."""
         own = self.public_url() + CALLBACK_PATH
         if not url.startswith(own):
             return False
-        channel = self.router.channel_by_callback(url[len(own):])
-        if channel is None:
-            return False
-        try:
-            channel.offer([Notification(fmt, body)])
-        except (MailboxFull, ActorStopped):
-            return False
-        return True
-
-    def _to_channel(self, callback_id: str, fmt: str, body: str) -> None:
+        callback_id = url[len(own):]
         channel = self.router.channel_by_callback(callback_id)
         if channel is None:
             raise TargetGone(callback_id)
@@ -62,6 +58,7 @@ class NotifyUrlDelivery:
             raise RetryLater("channel queue full") from None
         except ActorStopped:
             raise TargetGone(callback_id) from None
+        return True
 
     async def _post(self, url: str, fmt: str, body: str) -> None:
         if self._client is None:
