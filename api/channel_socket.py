@@ -51,15 +51,14 @@ def is_channel_socket(head: bytes) -> bool:
     return PATH.match(head) is not None
 
 
-def frame(text: str) -> bytes:
-    """A server-to-client text frame (unmasked, RFC 6455 §5.2)."""
-    payload = text.encode()
+def frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """A server-to-client frame, text unless told otherwise (unmasked, RFC 6455 §5.2)."""
     length = len(payload)
     if length < 126:
-        return struct.pack(">BB", 0x81, length) + payload
+        return struct.pack(">BB", 0x80 | opcode, length) + payload
     if length < 65536:
-        return struct.pack(">BBH", 0x81, 126, length) + payload
-    return struct.pack(">BBQ", 0x81, 127, length) + payload
+        return struct.pack(">BBH", 0x80 | opcode, 126, length) + payload
+    return struct.pack(">BBQ", 0x80 | opcode, 127, length) + payload
 
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
@@ -69,7 +68,7 @@ MESSAGE_LIMIT = 1 << 16
 
 def control_frame(opcode: int, payload: bytes) -> bytes:
     """A server control frame (close, ping, pong: at most 125 bytes of payload)."""
-    return struct.pack(">BB", 0x80 | opcode, len(payload)) + payload
+    return frame(payload, opcode)
 
 
 class FrameError(Exception):
@@ -163,7 +162,7 @@ class DirectSocket:
         self.on_batch_written: Callable[[], None] = lambda: None
 
     def write_now(self, text: str, batch: bool) -> bool:
-        return self.write_bytes(frame(text), batch)
+        return self.write_bytes(frame(text.encode()), batch)
 
     def write_bytes(self, data: bytes, batch: bool = False) -> bool:
         if self.broken:

@@ -30,13 +30,13 @@ from actors import ActorStopped, MailboxFull
 from actors.router import Router
 
 from .codecs.notifications import parse_notifications
+from .server import HEAD_LIMIT
 
 CALLBACK = re.compile(rb"^POST /notificationchannel/v1/callbacks/([^/?# ]+)[ ?]")
 POLL = re.compile(rb"^POST /notificationchannel/v1/([^/?# ]+)/channels/([^/?# ]+)/notifications"
                   rb"[ ?]")
 #: the largest body taken here (the app's MAX_CONTENT_LENGTH answers 413 for more)
 BODY_LIMIT = 1024 * 1024
-HEAD_LIMIT = 16384
 #: Accept values for which the answer is JSON (choose_format would pick JSON)
 JSON_ACCEPTS = {"", "*/*", "application/json", "application/*"}
 EMPTY_POLL_BODIES = {b"", b'{"longPollingRequestParameters":null}',

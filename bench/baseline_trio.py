@@ -17,7 +17,6 @@ import hashlib
 import itertools
 import json
 import secrets
-import struct
 from dataclasses import dataclass, field
 
 import h11
@@ -25,18 +24,9 @@ import trio
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, Ping, TextMessage
 
-SUBPROTOCOL = "notificationchannel-netapi-rest.openmobilealliance.org"
+from api.channel_socket import SUBPROTOCOL, frame  # the frame encoding Tidings writes
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def frame(payload: bytes) -> bytes:
-    """A server (unmasked) text frame."""
-    length = len(payload)
-    if length < 126:
-        return struct.pack(">BB", 0x81, length) + payload
-    if length < 65536:
-        return struct.pack(">BBH", 0x81, 126, length) + payload
-    return struct.pack(">BBQ", 0x81, 127, length) + payload
 
 
 @dataclass(eq=False)

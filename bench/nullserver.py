@@ -16,7 +16,9 @@ import hashlib
 import selectors
 import socket
 
-from .baseline_trio import GUID, SUBPROTOCOL, frame
+from api.channel_socket import SUBPROTOCOL, frame
+
+from .baseline_trio import GUID
 from .loadgen import fake_event_list
 
 FLOOD = b"".join(frame(fake_event_list(f"o{i:016x}")) for i in range(100))
