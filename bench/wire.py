@@ -5,6 +5,7 @@ ceiling`` measures how many)."""
 
 from __future__ import annotations
 
+import abc
 import base64
 import os
 import re
@@ -45,7 +46,7 @@ class Loop:
         self.run_until(lambda: False, seconds)
 
 
-class Conn:
+class Conn(abc.ABC):
     def __init__(self, loop: Loop, host: str, port: int) -> None:
         self.loop = loop
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -112,8 +113,9 @@ class Conn:
             return
         self.feed(data)
 
+    @abc.abstractmethod
     def feed(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Take bytes the server sent (each kind of connection parses its own protocol)."""
 
     def _fail(self, why: str) -> None:
         if not self.closed:
