@@ -83,10 +83,9 @@ class Store:
             out = []
             for write in batch:
                 result = write.work(unit)
-                session.flush()
                 out.append((result, unit.committed()))
                 unit.changes = []
-            return out
+            return out  # one flush for the batch at the commit (inserts go out together)
 
         try:
             outcomes = await run_job(self.storage, job)
