@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -16,6 +17,14 @@ from .runtime import Settings, open_tidings
 
 log = logging.getLogger("tidings")
 
+#: Thresholds of the cyclic garbage collector for a server process. A server holds thousands of
+#: long-lived actors (about 150 tracked objects per channel with its connection, and per
+#: subscription) and makes almost no cyclic garbage: with Python's default (700, 10, 10) the
+#: young generations are collected so often that request and delivery objects get promoted,
+#: and full collections, each a pause that grows with the number of channels (~0.9 s at 5,000
+#: channels with a subscription each), come every few seconds while channels are being opened.
+GC_THRESHOLDS = (10_000, 10, 10)
+
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then stop everything in reverse order."""
@@ -26,6 +35,10 @@ async def serve(settings: Settings) -> None:
                     settings.port)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_tidings(settings) as services:
+            # what start-up made (modules, the app, the actor tree) lives as long as the
+            # process: no collection needs to look at it again
+            gc.collect()
+            gc.freeze()
             print(f"Tidings is serving on {services.public_url} "
                   f"(role {settings.role}, database {services.database.dialect}); "
                   "Ctrl+C stops it", flush=True)
@@ -88,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         settings = Settings(host=args.host, port=args.port, database_url=args.database_url,
                             public_url=args.public_url, role=args.role)
+        gc.set_threshold(*GC_THRESHOLDS)
         trio.run(serve, settings)
     elif args.command == "box-reset":
         return _box_reset(args.server, args.store, args.box)
