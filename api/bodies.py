@@ -31,7 +31,7 @@ async def read_body(root: str, *, allow_form: bool = False, allow_empty: bool = 
             return Body({}, fmt or JSON)
         raise invalid_input(root)
     if fmt == JSON:
-        return Body(_json_root(data, root), JSON)
+        return Body(json_root(data, root), JSON)
     if fmt == XML:
         return _xml_root(data, root)
     if fmt == FORM and allow_form:
@@ -59,13 +59,13 @@ def unsupported_media_type(allow_form: bool = False) -> OmaError:
 def body_from(content_type: str, data: bytes, root: str) -> Body:
     """A body part (e.g. multipart root-fields) in JSON or XML, read like a request body."""
     if content_type == JSON or content_type.endswith("+json"):
-        return Body(_json_root(data, root), JSON)
+        return Body(json_root(data, root), JSON)
     if content_type in (XML, "text/xml"):
         return _xml_root(data, root)
     raise invalid_input(root, "application/json or application/xml")
 
 
-def _json_root(data: bytes, root: str) -> dict[str, Any]:
+def json_root(data: bytes, root: str) -> dict[str, Any]:
     try:
         value = decode_json(data)
     except ValueError:

@@ -1,40 +1,55 @@
-"""The hot HTTP requests, taken straight off the wire: callback POSTs and long polls.
+"""The hot HTTP requests, taken straight off the wire: callback POSTs, long polls and new chat
+messages.
 
-Every notification an enabler sends is one ``POST /notificationchannel/v1/callbacks/{id}``, and
+Every notification an enabler sends is one ``POST /notificationchannel/v1/callbacks/{id}``,
 every long-polling client sends ``POST .../channels/{id}/notifications`` again as soon as the
-last one returned: the two requests a busy server answers most. :class:`api.server.
-GuardedTCPServer` hands a connection whose next request is one of these here (the first request,
-or the next one on a keep-alive connection while hypercorn is between requests).
+last one returned, and every chat message sent is one ``POST /nms/v1/{store}/{box}/objects``:
+the requests a busy server answers most. :class:`api.server.GuardedTCPServer` hands a
+connection whose next request is one of these here (the first request, or the next one on a
+keep-alive connection while hypercorn is between requests).
 
 Only plain requests are taken: HTTP/1.1, ``Content-Length``, no ``Expect``, no chunking; a
 callback whose JSON or XML notifications the channel accepts (answered ``204``); a long poll on
 an existing long-polling channel with an empty body (or ``{"longPollingRequestParameters":
-null}``) from a client that accepts JSON. Anything else — another route, an unknown id, a bad
+null}``) from a client that accepts JSON; a new object in JSON, from a client that accepts
+JSON, whose body passes the view's checks. Anything else — another route, an unknown id, a bad
 body, a full queue, an ``Accept`` that asks for XML — goes on, unread, to hypercorn and the
-Quart views (:mod:`api.channels`), which give the one answer every error has; the connection
-stays with hypercorn from then on. A long poll's answer, errors included, comes from
-:func:`api.channels.poll_answer`, the code the Quart view uses.
+Quart views (:mod:`api.channels`, :mod:`api.nms`), which give the one answer every error has;
+the connection stays with hypercorn from then on. Answers that come after the work began are
+made by the views' own code: a long poll's by :func:`api.channels.poll_answer`, a new object's
+(errors included) by :func:`api.nms.add_object`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
+from http import HTTPStatus
 from urllib.parse import unquote
 
 import trio
+from werkzeug.exceptions import InternalServerError
 
 from actors import ActorStopped, MailboxFull
 from actors.router import Router
+from actors.store import Store
 
+from .bodies import json_root
+from .codecs.nms import Urls
 from .codecs.notifications import parse_notifications
+from .errors import OmaError, service_error
+from .negotiation import JSON, json_bytes
 from .server import HEAD_LIMIT
+
+log = logging.getLogger("tidings.http")
 
 CALLBACK = re.compile(rb"^POST /notificationchannel/v1/callbacks/([^/?# ]+)[ ?]")
 POLL = re.compile(rb"^POST /notificationchannel/v1/([^/?# ]+)/channels/([^/?# ]+)/notifications"
                   rb"[ ?]")
+OBJECTS = re.compile(rb"^POST /nms/v1/([^/?# ]+)/([^/?# ]+)/objects[ ?]")
 #: the largest body taken here (the app's MAX_CONTENT_LENGTH answers 413 for more)
 BODY_LIMIT = 1024 * 1024
 #: Accept values for which the answer is JSON (choose_format would pick JSON)
@@ -47,10 +62,23 @@ EMPTY_POLL_BODIES = {b"", b'{"longPollingRequestParameters":null}',
 
 #: an answer now, or a wait for one (status 0: the client left)
 Answer = tuple[int, str, bytes] | Callable[[], Awaitable[tuple[int, str, bytes]]]
+#: the ``Content-Type`` of every JSON answer (as the views write it)
+JSON_TYPE = JSON + "; charset=utf-8"
 
 
-def claims(head: bytes) -> bool:
-    return CALLBACK.match(head) is not None or POLL.match(head) is not None
+class Routes:
+    """What this server serves here: channels (the router), the store, or both."""
+
+    def __init__(self, router: Router | None, store: tuple[Store, Urls] | None) -> None:
+        self.router, self.store = router, store
+        self.patterns = ((CALLBACK, POLL) if router is not None else ()) + (
+            (OBJECTS,) if store is not None else ())
+
+    def match(self, head: bytes) -> re.Match[bytes] | None:
+        for pattern in self.patterns:
+            if (match := pattern.match(head)) is not None:
+                return match
+        return None
 
 
 class _Date:
@@ -68,21 +96,22 @@ class _Date:
 
 
 class Request:
-    __slots__ = ("match", "mimetype", "accept", "length", "close", "body")
+    __slots__ = ("match", "mimetype", "accept", "length", "close", "body", "headers")
 
     def __init__(self, match: re.Match[bytes], mimetype: str, accept: str, length: int,
                  close: bool) -> None:
         self.match, self.mimetype, self.accept = match, mimetype, accept
         self.length, self.close, self.body = length, close, b""
+        self.headers: dict[str, str] = {}  # of the answer, besides the usual ones
 
 
-def _parse_head(head: bytes) -> Request | None:
+def _parse_head(routes: Routes, head: bytes) -> Request | None:
     """A plain HTTP/1.1 request for this module, else None."""
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3 or parts[2] != "HTTP/1.1":
         return None
-    match = CALLBACK.match(head) or POLL.match(head)
+    match = routes.match(head)
     if match is None:
         return None
     length: int | None = None
@@ -109,12 +138,15 @@ def _parse_head(head: bytes) -> Request | None:
     return Request(match, mimetype, accept, length, close)
 
 
-def _response(status: int, content_type: str, body: bytes, close: bool) -> bytes:
-    reason = {200: b"OK", 204: b"No Content"}.get(status, b"")
+def _response(status: int, content_type: str, body: bytes, close: bool,
+              headers: dict[str, str]) -> bytes:
+    reason = HTTPStatus(status).phrase.encode()
     head = b"HTTP/1.1 %d %s\r\ndate: %s\r\nserver: tidings\r\n" % (status, reason, _Date.now())
     if status != 204:
         head += b"content-type: %s\r\ncontent-length: %d\r\n" % (content_type.encode(),
                                                                   len(body))
+    for name, value in headers.items():
+        head += b"%s: %s\r\n" % (name.encode(), value.encode())
     return head + (b"connection: close\r\n\r\n" if close else b"\r\n") + body
 
 
@@ -135,10 +167,11 @@ class Idle:
 class Connection:
     """One keep-alive connection while its requests are taken here."""
 
-    def __init__(self, router: Router, stream: trio.SocketStream, buffer: bytes,
+    def __init__(self, routes: Routes, stream: trio.SocketStream, buffer: bytes,
                  keep_alive: float, idle: Idle) -> None:
-        self.router, self.stream, self.buffer = router, stream, buffer
+        self.routes, self.stream, self.buffer = routes, stream, buffer
         self.keep_alive, self.idle = keep_alive, idle
+        self.handlers = {CALLBACK: self._callback, POLL: self._poll, OBJECTS: self._create}
 
     async def _more(self) -> bool:
         """Read more into the buffer; False if the client left or stayed idle too long, or
@@ -167,7 +200,7 @@ class Connection:
                     return self.buffer
                 if not await self._more():
                     return None
-            request = _parse_head(self.buffer[:end])
+            request = _parse_head(self.routes, self.buffer[:end])
             if request is None:
                 return self.buffer
             start = end + 4
@@ -175,8 +208,7 @@ class Connection:
                 if not await self._more():
                     return None
             request.body = self.buffer[start:start + request.length]
-            handler = self._callback if request.match.re is CALLBACK else self._poll
-            answer = handler(request)
+            answer = self.handlers[request.match.re](request)
             if answer is None:
                 return self.buffer  # for the Quart view, unread
             self.buffer = self.buffer[start + request.length:]
@@ -185,7 +217,7 @@ class Connection:
                 return None
             try:
                 await self.stream.send_all(_response(status, content_type, body,
-                                                     request.close))
+                                                     request.close, request.headers))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return None
             if request.close:
@@ -193,7 +225,9 @@ class Connection:
 
     # -- the requests ------------------------------------------------------------------------
     def _callback(self, request: Request) -> Answer | None:
-        channel = self.router.channel_by_callback(unquote(request.match[1].decode("latin-1")))
+        assert self.routes.router is not None
+        callback_id = unquote(request.match[1].decode("latin-1"))
+        channel = self.routes.router.channel_by_callback(callback_id)
         if channel is None:
             return None
         try:
@@ -209,7 +243,8 @@ class Connection:
 
     def _poll(self, request: Request) -> Answer | None:
         user_id, channel_id = (unquote(m.decode("latin-1")) for m in request.match.groups())
-        channel = self.router.channel_for(user_id, channel_id)
+        assert self.routes.router is not None
+        channel = self.routes.router.channel_for(user_id, channel_id)
         if (channel is None or channel.info.channel_type != "LongPolling"
                 or request.accept.strip() not in JSON_ACCEPTS
                 or request.body.strip() not in EMPTY_POLL_BODIES):
@@ -229,6 +264,37 @@ class Connection:
 
         return wait
 
+    def _create(self, request: Request) -> Answer | None:
+        assert self.routes.store is not None
+        store_, urls = self.routes.store
+        raw = request.match.groups()
+        if (request.mimetype != JSON or request.accept.strip() not in JSON_ACCEPTS
+                or not all(part.isascii() for part in raw)):
+            return None
+        store, box = (unquote(part.decode("ascii")) for part in raw)
+        if "/" in store or "/" in box:
+            return None  # not this route once decoded
+        from .nms import add_object, new_object
+
+        try:
+            new = new_object(json_root(request.body, "object"), urls.box(store, box))
+        except OmaError:
+            return None  # the view says what is wrong
+
+        async def create() -> tuple[int, str, bytes]:
+            try:
+                body, url = await add_object(store_, urls, store, box, new)
+            except OmaError as error:
+                return error.status, JSON_TYPE, json_bytes(error.body())
+            except Exception:  # as the app answers an error it did not expect
+                log.exception("creating an object in %s/%s failed", store, box)
+                failed = service_error(500, InternalServerError().name)
+                return failed.status, JSON_TYPE, json_bytes(failed.body())
+            request.headers["location"] = url
+            return 201, JSON_TYPE, json_bytes(body)
+
+        return create
+
     async def _watch(self, scope: trio.CancelScope) -> None:
         """Until cancelled: keep what a pipelining client sends; cancel ``scope`` at EOF."""
         while True:
@@ -245,7 +311,7 @@ class Connection:
                 return
 
 
-async def serve(router: Router, stream: trio.SocketStream, buffer: bytes, keep_alive: float,
+async def serve(routes: Routes, stream: trio.SocketStream, buffer: bytes, keep_alive: float,
                 idle: Idle) -> bytes | None:
-    return await Connection(router, stream, buffer, keep_alive, idle).serve()
+    return await Connection(routes, stream, buffer, keep_alive, idle).serve()
 

@@ -43,7 +43,7 @@ def render(body: dict[str, Any], fmt: str, *, status: int = 200,
     is qualified, its children are not (as in the spec's examples).
     """
     if fmt == JSON:
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        data = json_bytes(body)
     else:
         ((root, value),) = body.items()
         ((prefix, namespace),) = namespaces.items()
@@ -56,6 +56,11 @@ def render(body: dict[str, Any], fmt: str, *, status: int = 200,
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def json_bytes(body: Any) -> bytes:
+    """A JSON response body, as every answer writes it."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def body_format() -> str:
@@ -78,4 +83,4 @@ def decode_json(data: bytes) -> Any:
 
 
 __all__ = ["FORM", "JSON", "XML", "NotAcceptable", "body_format", "choose_format", "decode_json",
-           "render"]
+           "json_bytes", "render"]

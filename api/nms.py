@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
 from quart import Blueprint, Response, request
 
+from actors.store import Store
 from storage import nms
 from storage.nms import BoxWork, NotFound
 
@@ -65,8 +67,8 @@ def _flags(value: Any, part: str = "flags") -> list[str]:
     return flags
 
 
-def _folder_id_from(url: str, store: str, box: str) -> str:
-    prefix = store_urls().box(store, box) + "/folders/"
+def _folder_id_from(url: str, box_url: str) -> str:
+    prefix = box_url + "/folders/"
     if not url.startswith(prefix) or "/" in url[len(prefix):]:
         raise invalid_input("parentFolder", "a folder resourceURL of this box")
     return url[len(prefix):]
@@ -92,6 +94,50 @@ def flag_list(u: Urls, obj: Any, store: str, box: str) -> dict[str, Any]:
 
 
 # -- /objects ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewObject:
+    """A chat message to create, read from a request body and checked."""
+
+    attributes: list[dict[str, Any]]
+    flags: list[str]
+    folder_id: str | None
+    parent_path: str | None
+
+
+def new_object(fields: dict[str, Any], box_url: str) -> NewObject:
+    """Raises an OMA error (400) naming the part that is wrong."""
+    attributes = _attributes(fields)
+    flags = _flags(fields.get("flags"))
+    parent_url, parent_path = fields.get("parentFolder"), fields.get("parentFolderPath")
+    folder_id = None if parent_url is None else _folder_id_from(str(parent_url), box_url)
+    if parent_path is not None and not isinstance(parent_path, str):
+        raise invalid_input("parentFolderPath")
+    return NewObject(attributes, flags, folder_id, parent_path)
+
+
+async def add_object(store_: Store, urls: Urls, store: str, box: str,
+                     new: NewObject) -> tuple[dict[str, Any], str]:
+    """Create the object: the 201's body and the object's URL. Raises an OMA error.
+
+    The view below and :mod:`api.fast_http` (a plain JSON request) both create with this."""
+    def create(work: BoxWork) -> tuple[str, str]:
+        if new.folder_id is not None:
+            folder = nms.live_folder(work, new.folder_id)
+        else:
+            folder = nms.folder_at(work, new.parent_path or "/", create=True)
+        obj = nms.create_object(work, folder, new.attributes, new.flags)
+        return obj.id, nms.object_path(work, obj)
+
+    try:
+        object_id, path = await store_.write(store, box, create)
+    except NotFound:
+        raise invalid_input("parentFolder", "an existing folder of this box") from None
+    except ValueError as error:
+        raise invalid_input("parentFolderPath", str(error)) from None
+    url = urls.object(store, box, object_id)
+    return {"reference": {"resourceURL": url, "path": path}}, url
+
+
 @blueprint.route("/objects", methods=["POST"])
 async def create_object(store: str, box: str) -> Response:
     choose_format()
@@ -99,30 +145,10 @@ async def create_object(store: str, box: str) -> Response:
         fields = await _multipart_object()
     else:
         fields = (await read_body("object")).fields
-    attributes = _attributes(fields)
-    flags = _flags(fields.get("flags"))
-    parent_url, parent_path = fields.get("parentFolder"), fields.get("parentFolderPath")
-    folder_id = None if parent_url is None else _folder_id_from(str(parent_url), store, box)
-    if parent_path is not None and not isinstance(parent_path, str):
-        raise invalid_input("parentFolderPath")
-
-    def create(work: BoxWork) -> tuple[str, str]:
-        if folder_id is not None:
-            folder = nms.live_folder(work, folder_id)
-        else:
-            folder = nms.folder_at(work, parent_path or "/", create=True)
-        obj = nms.create_object(work, folder, attributes, flags)
-        return obj.id, nms.object_path(work, obj)
-
-    try:
-        object_id, path = await services().store.write(store, box, create)
-    except NotFound:
-        raise invalid_input("parentFolder", "an existing folder of this box") from None
-    except ValueError as error:
-        raise invalid_input("parentFolderPath", str(error)) from None
-    url = store_urls().object(store, box, object_id)
-    return respond({"reference": {"resourceURL": url, "path": path}}, status=201,
-                   headers={"Location": url})
+    urls = store_urls()
+    body, url = await add_object(services().store, urls, store, box,
+                                 new_object(fields, urls.box(store, box)))
+    return respond(body, status=201, headers={"Location": url})
 
 
 async def _multipart_object() -> dict[str, Any]:

@@ -104,16 +104,17 @@ async def open_tidings(settings: Settings) -> AsyncIterator[Services]:
     root = Supervisor("root", registry=registry, intensity=3, period=30.0)
     services = Services(settings, registry, database, root, storage.ref, router, subscriptions,
                         store=Store(storage.ref, subscriptions.ref), bound_urls=bound)
-    intercept = None
-    if settings.role in ("all", "channels"):  # the hot requests, straight on the socket
-        from .fast import FastPaths
+    from .fast import FastPaths
 
-        intercept = FastPaths(router, keep_alive=hypercorn_config(settings).keep_alive_timeout)
+    # the hot requests, straight on the socket
+    intercept = FastPaths(router if settings.role in ("all", "channels") else None,
+                          store=(services.store, Urls(public_url))
+                          if settings.role in ("all", "store") else None,
+                          keep_alive=hypercorn_config(settings).keep_alive_timeout)
 
     def stopping() -> None:
         router.going_away()  # WebSockets close with 1001, long polls are answered
-        if intercept is not None:
-            intercept.stopping()  # idle keep-alive connections close
+        intercept.stopping()  # idle keep-alive connections close
 
     http = HttpServer(create_app(services), hypercorn_config(settings),
                       on_bound=services.bound_urls.extend, on_stopping=stopping,

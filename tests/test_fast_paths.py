@@ -1,16 +1,19 @@
-"""The requests served before the ASGI app (callback POSTs, channel WebSockets) behave as the
-app would, on real keep-alive connections: mixed with other requests, pipelined, with errors
-answered by the app, and in order."""
+"""The requests served before the ASGI app (callback POSTs, long polls, new chat messages,
+channel WebSockets) behave as the app would, on real keep-alive connections: mixed with other
+requests, pipelined, with errors answered by the app, and in order."""
 
 from __future__ import annotations
 
 import json
+import re
 from contextlib import asynccontextmanager
 
+import pytest
 import trio
 import trio.testing
 
-from tests.channel_helpers import CHANNELS, create, path_of, websocket
+from tests.channel_helpers import CHANNELS, D7_WEBSOCKETS, create, path_of, websocket
+from tests.nms_helpers import BOX, chat
 
 NOTE = b'{"chatNotification":{"n":%d}}'
 
@@ -23,10 +26,10 @@ async def _ws_channel(client):
 
 
 def _post(path: str, body: bytes, *, close: bool = False, content_type: str = "application/json",
-          ) -> bytes:
+          accept: str = "application/json") -> bytes:
     extra = "Connection: close\r\n" if close else ""
     return (f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\n"
-            f"Accept: application/json\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
+            f"Accept: {accept}\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
             ).encode() + body
 
 
@@ -37,21 +40,26 @@ class Responses:
         self.stream, self.buffer = stream, b""
 
     async def next(self) -> tuple[int, bytes]:
+        status, _, body = await self.answer()
+        return status, body
+
+    async def answer(self) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers (lower-case names) and body of the next response."""
         while b"\r\n\r\n" not in self.buffer:
             data = await self.stream.receive_some(65536)
             assert data, "the server closed the connection"
             self.buffer += data
         head, _, rest = self.buffer.partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
+        headers = {}
+        for line in head.decode("latin-1").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", 0))
         while len(rest) < length:
             rest += await self.stream.receive_some(65536)
         self.buffer = rest[length:]
-        return status, rest[:length]
+        return status, headers, rest[:length]
 
     async def closed(self) -> bool:
         with trio.move_on_after(5):
@@ -250,3 +258,148 @@ async def test_stopping_the_server_closes_idle_fast_path_connections_at_once(tmp
     assert trio.current_time() - stopped_at < 2.5
     assert await Responses(stream).closed()
     await stream.aclose()
+
+
+# -- new chat messages ---------------------------------------------------------------------
+#: an Accept that asks for JSON too, but is not one the fast path takes: the Quart view answers
+FOR_THE_VIEW = "application/json, text/html;q=0.1"
+
+
+def _same_shape(body: bytes) -> object:
+    """The answer with generated ids, sequence numbers and dates made alike."""
+    text = re.sub(rb"\b([of])[0-9a-f]{16}\b", rb"\1<id>", body)
+    return json.loads(text) if text.strip() else None
+
+
+async def _create_twice(stream, responses, body: bytes, path: str = f"{BOX}/objects"):
+    """The same request answered by the fast path, then by the view."""
+    await stream.send_all(_post(path, body))
+    fast = await responses.answer()
+    await stream.send_all(_post(path, body, accept=FOR_THE_VIEW))
+    view = await responses.answer()
+    return fast, view
+
+
+@pytest.mark.parametrize("case", [
+    "in a folder by path", "at the root", "in a folder by URL", "in no such folder",
+    "in another box's folder", "at a path that is not one", "without To", "malformed JSON",
+    "with another root", "with flags that are not strings"])
+async def test_a_new_chat_message_is_answered_by_the_fast_path_as_the_view_answers_it(
+        client, case):
+    """Same status, Content-Type, Location and body, errors included; what each created is
+    stored and reported alike."""
+    async with await trio.open_tcp_stream("127.0.0.1", _port(client)) as stream:
+        responses = Responses(stream)
+        await stream.send_all(_post(f"{BOX}/objects", json.dumps(chat("seed")).encode()))
+        status, headers, seeded = await responses.answer()
+        assert status == 201
+        folder = (await client.get(path_of(headers["location"]))).json()["object"]["parentFolder"]
+        message = chat("hello")
+        if case == "at the root":
+            del message["object"]["parentFolderPath"]
+        elif case == "in a folder by URL":
+            message["object"] = {**message["object"], "parentFolder": folder}
+            del message["object"]["parentFolderPath"]
+        elif case == "in no such folder":
+            message["object"]["parentFolder"] = folder.rsplit("/", 1)[0] + "/f0123456789abcdef"
+        elif case == "in another box's folder":
+            message["object"]["parentFolder"] = folder.replace("tel%3A%2B", "tel%3A%2B1")
+        elif case == "at a path that is not one":
+            message["object"]["parentFolderPath"] = "conversations"
+        elif case == "without To":
+            message["object"]["attributes"]["attribute"].pop(1)
+        elif case == "with flags that are not strings":
+            message["object"]["flags"] = {"flag": [1, 2]}
+        body = json.dumps(message).encode()
+        if case == "malformed JSON":
+            body = body[:-3]
+        elif case == "with another root":
+            body = json.dumps({"chatMessage": message["object"]}).encode()
+        fast, view = await _create_twice(stream, responses, body)
+    (fast_status, fast_headers, fast_body), (view_status, view_headers, view_body) = fast, view
+    assert fast_status == view_status
+    assert fast_headers["content-type"] == view_headers["content-type"]
+    assert _same_shape(fast_body) == _same_shape(view_body)
+    assert ("location" in fast_headers) == ("location" in view_headers) == (fast_status == 201)
+    if fast_status == 201:
+        assert fast_headers["server"] == "tidings"  # it was the fast path
+        fast_object = (await client.get(path_of(fast_headers["location"]))).json()["object"]
+        view_object = (await client.get(path_of(view_headers["location"]))).json()["object"]
+        for stored in (fast_object, view_object):
+            del stored["resourceURL"], stored["lastModSeq"], stored["path"]
+            (date,) = [a for a in stored["attributes"]["attribute"] if a["name"] == "Date"]
+            date["value"] = ["<the second it came>"]  # (the two may straddle a second)
+        assert fast_object == view_object
+        assert fast_object["attributes"]["attribute"][2] == {"name": "TextContent",
+                                                             "value": ["hello"]}
+    else:
+        assert fast_status in (400, 415)
+        error = json.loads(fast_body)["requestError"]["serviceException"]
+        assert error["messageId"] == "SVC0002"
+
+
+async def test_a_chat_message_created_on_a_keep_alive_connection_reaches_the_subscriber(client):
+    channel = await create(client, D7_WEBSOCKETS)
+    subscription = {"nmsSubscription": {"callbackReference": {
+        "notifyURL": channel["callbackURL"]}}}
+    assert (await client.post(f"{BOX}/subscriptions", json=subscription)).status_code == 201
+    async with websocket(channel["channelData"]["channelURL"]) as ws, \
+            await trio.open_tcp_stream("127.0.0.1", _port(client)) as stream:
+        responses = Responses(stream)
+        urls = []
+        await stream.send_all(b"".join(_post(f"{BOX}/objects", json.dumps(chat(f"m{n}")).encode())
+                                       for n in range(3)))
+        for _ in range(3):
+            status, headers, body = await responses.answer()
+            assert status == 201
+            assert json.loads(body)["reference"]["resourceURL"] == headers["location"]
+            urls.append(headers["location"])
+        reported: list[str] = []
+        with trio.fail_after(10):
+            while len(reported) < 3:
+                frame = json.loads(await ws.get_message())["notificationList"]
+                for item in frame if isinstance(frame, list) else [frame]:
+                    for event in item["nmsEventList"]["nmsEvent"]:
+                        ((kind, value),) = event.items()
+                        if "/objects/" in value["resourceURL"]:  # (its folders come first)
+                            reported.append(value["resourceURL"])
+    assert reported == urls
+
+
+async def test_a_store_failure_on_the_fast_path_is_a_500_request_error_and_the_next_works(
+        client, monkeypatch):
+    store = client.services.store
+    write = store.write
+
+    async def failing(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    async with await trio.open_tcp_stream("127.0.0.1", _port(client)) as stream:
+        responses = Responses(stream)
+        monkeypatch.setattr(store, "write", failing)
+        await stream.send_all(_post(f"{BOX}/objects", json.dumps(chat("lost")).encode()))
+        status, headers, body = await responses.answer()
+        assert status == 500
+        assert headers["content-type"] == "application/json; charset=utf-8"
+        assert json.loads(body)["requestError"]["serviceException"]["messageId"] == "SVC0001"
+        monkeypatch.setattr(store, "write", write)
+        await stream.send_all(_post(f"{BOX}/objects", json.dumps(chat("kept")).encode()))
+        assert (await responses.next())[0] == 201
+    listed = await client.post(f"{BOX}/objects/operations/search", json={"selectionCriteria": {
+        "maxEntries": "10"}})
+    texts = [a["value"] for o in listed.json()["objectList"]["object"]
+             for a in o["attributes"]["attribute"] if a["name"] == "TextContent"]
+    assert texts == [["kept"]]
+
+
+async def test_a_channel_server_does_not_take_new_chat_messages(tmp_path):
+    from api.runtime import Settings, open_tidings
+    from tests.servers import http_client
+
+    settings = Settings(port=0, database_url=f"sqlite:///{tmp_path / 't.db'}", role="channels")
+    async with await_server(settings, open_tidings, http_client) as (client, port), \
+            await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        await stream.send_all(_post(f"{BOX}/objects", json.dumps(chat("nowhere")).encode()))
+        status, headers, body = await Responses(stream).answer()
+    assert status == 404
+    assert headers["server"] != "tidings"
