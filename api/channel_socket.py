@@ -244,16 +244,18 @@ async def serve(router: Router, stream: trio.SocketStream, head: bytes) -> None:
     session = Session(write_now=direct.write_now)
     direct.on_batch_written = lambda: actor.sent(session)
     try:
-        with session.scope:
-            async with trio.open_nursery() as nursery:
-                direct.nursery = nursery
-                try:
-                    await actor.ref.ask(lambda reply: Attach(session, reply), timeout=10)
-                except (ActorError, Exception):  # noqa: BLE001 - gone or busy: reconnect
-                    session.close(4000, "channel gone")
-                else:
-                    await _read(actor, session, frames, direct)
-                nursery.cancel_scope.cancel()  # the client left or closed
+        async with trio.open_nursery() as nursery:
+            # closing the session cancels the connection's tasks (one scope per idle
+            # connection less than a scope of its own around the nursery)
+            session.scope = nursery.cancel_scope
+            direct.nursery = nursery
+            try:
+                await actor.ref.ask(lambda reply: Attach(session, reply), timeout=10)
+            except (ActorError, Exception):  # noqa: BLE001 - gone or busy: reconnect
+                session.close(4000, "channel gone")
+            else:
+                await _read(actor, session, frames, direct)
+            nursery.cancel_scope.cancel()  # the client left or closed
     except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
         pass  # the client went away, or is too slow to answer even a ping
     finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import trio
 import trio.testing
@@ -25,6 +28,26 @@ async def test_ask_returns_the_answer():
         await counter.ref.tell(Add(2))
         await counter.ref.tell(Add(3))
         assert await counter.ref.ask(Total) == 5
+        counter.close_mailbox()
+
+
+async def test_an_idle_actor_keeps_nothing_of_the_last_message():
+    """Thousands of idle channels each wait on their mailbox: the request they handled last
+    (with its reply channel) is not kept alive by the wait."""
+    counter = Counter("c")
+    made: list[weakref.ref[Total]] = []
+
+    def request(reply):
+        message = Total(reply)
+        made.append(weakref.ref(message))
+        return message
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(counter.run)
+        assert await counter.ref.ask(request) == 0
+        await trio.testing.wait_all_tasks_blocked()
+        gc.collect()
+        assert made[0]() is None
         counter.close_mailbox()
 
 
