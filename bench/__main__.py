@@ -1,6 +1,6 @@
 """Benchmarks: Tidings and two baselines under the same load, alternately, several times.
 
-    python -m bench                      # everything, 3 rounds (about 20 minutes)
+    python -m bench                      # everything, 3 rounds (about 16 minutes)
     python -m bench --quick              # smaller sizes, 1 round (a smoke run, not figures)
     python -m bench --only fanout,ingest --rounds 5
 
