@@ -119,8 +119,14 @@ def position(session: Session, store: str, box_id: str) -> Position:
 
 # -- folders -------------------------------------------------------------------------------
 def folder_state(folder: Folder) -> ItemState:
-    return ItemState("folder", folder.id, folder.last_mod_seq, folder.deleted,
-                     parent_id=folder.parent_id, name=folder.name)
+    return _folder_item(folder.id, folder.last_mod_seq, folder.deleted, folder.parent_id,
+                        folder.name)
+
+
+def _folder_item(id_: str, last_mod_seq: int, deleted: bool, parent_id: str | None,
+                 name: str) -> ItemState:
+    """(in the order of the columns replay reads)"""
+    return ItemState("folder", id_, last_mod_seq, deleted, parent_id=parent_id, name=name)
 
 
 def root_folder(work: BoxWork) -> Folder:
@@ -227,10 +233,18 @@ def folder_children(session: Session, folder: Folder) -> tuple[list[Folder], lis
 
 # -- objects -------------------------------------------------------------------------------
 def object_state(obj: StoredObject) -> ItemState:
-    return ItemState("object", obj.id, obj.last_mod_seq, obj.deleted, parent_id=obj.folder_id,
-                     flags=tuple(obj.flags),
-                     attributes=tuple((a["name"], tuple(a["value"])) for a in obj.attributes),
-                     created_seq=obj.created_seq)
+    return _object_item(obj.id, obj.last_mod_seq, obj.deleted, obj.folder_id, obj.flags,
+                        obj.created_seq, obj.attributes)
+
+
+def _object_item(id_: str, last_mod_seq: int, deleted: bool, folder_id: str, flags: list[str],
+                 created_seq: int, attributes: list[dict[str, Any]] | None = None) -> ItemState:
+    """(in the order of the columns replay reads; ``None``: attributes not read)"""
+    return ItemState("object", id_, last_mod_seq, deleted, parent_id=folder_id,
+                     flags=tuple(flags),
+                     attributes=() if attributes is None
+                     else tuple((a["name"], tuple(a["value"])) for a in attributes),
+                     created_seq=created_seq)
 
 
 def create_object(work: BoxWork, folder: Folder, attributes: list[dict[str, Any]],
@@ -311,12 +325,9 @@ def changes_between(session: Session, box_pk: int, after: int, upto: int,
                                         f.c.name).where(
         f.c.box_pk == box_pk, f.c.last_mod_seq > after, f.c.last_mod_seq <= upto)
         .order_by(f.c.last_mod_seq).limit(limit)).all()
-    states = [ItemState("object", r[0], r[1], r[2], parent_id=r[3], flags=tuple(r[4]),
-                        attributes=tuple((a["name"], tuple(a["value"])) for a in r[6])
-                        if attributes else (), created_seq=r[5]) for r in objects]
+    states = [_object_item(*row) for row in objects]
     if folders:
-        states += [ItemState("folder", r[0], r[1], r[2], parent_id=r[3], name=r[4])
-                   for r in folders]
+        states += [_folder_item(*row) for row in folders]
         states.sort(key=lambda state: state.last_mod_seq)
     return states[:limit]
 
