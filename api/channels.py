@@ -31,7 +31,14 @@ from .codecs.notifications import (
 )
 from .codecs.xml import XSI, build, to_xml_bytes
 from .context import services
-from .errors import COMMON_NS, OmaError, invalid_input, not_found, render_error, service_error
+from .errors import (
+    OmaError,
+    error_answer,
+    invalid_input,
+    not_found,
+    render_error,
+    service_error,
+)
 from .negotiation import FORM, JSON, XML, body_format, choose_format, render
 
 blueprint = Blueprint("channels", __name__, url_prefix="/notificationchannel/v1")
@@ -251,8 +258,7 @@ async def poll_answer(actor: ChannelActor, fmt: str) -> tuple[int, str, bytes]:
             return 200, f"{fmt}; charset=utf-8", text.encode()
         notification_fmt, frame = answer
         return 200, f"{XML if notification_fmt == 'xml' else JSON}; charset=utf-8", frame.encode()
-    response = render(error.body(), fmt, status=error.status, namespaces={"common": COMMON_NS})
-    return error.status, f"{fmt}; charset=utf-8", await response.get_data(as_text=False)
+    return error_answer(error, fmt)
 
 
 async def _poll_parameters() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from .negotiation import NotAcceptable, choose_format, render
+from .negotiation import NotAcceptable, choose_format, encode
 
 COMMON_NS = "urn:oma:xml:rest:netapi:common:1"
 
@@ -64,9 +64,16 @@ def method_not_allowed(allowed: Sequence[str]) -> OmaError:
                          headers={"Allow": ", ".join(allowed)})
 
 
+def error_answer(error: OmaError, fmt: str) -> tuple[int, str, bytes]:
+    """(status, Content-Type, body) of the error in ``fmt``: the error handlers' answer, also
+    written by the requests served before the app (:mod:`api.fast_http`)."""
+    return error.status, f"{fmt}; charset=utf-8", encode(error.body(), fmt,
+                                                         namespaces={"common": COMMON_NS})
+
+
 def render_error(error: OmaError) -> Response:
-    fmt = choose_format(strict=False)
-    response = render(error.body(), fmt, status=error.status, namespaces={"common": COMMON_NS})
+    status, content_type, data = error_answer(error, choose_format(strict=False))
+    response = Response(data, status=status, content_type=content_type)
     for name, value in error.headers.items():
         response.headers[name] = value
     return response
@@ -100,4 +107,5 @@ def install(app: Quart) -> None:
         return render_error(service_error(status, error.name))
 
 
-__all__ = ["OmaError", "install", "invalid_input", "not_found", "render_error", "service_error"]
+__all__ = ["OmaError", "error_answer", "install", "invalid_input", "not_found", "render_error",
+           "service_error"]

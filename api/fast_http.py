@@ -40,7 +40,7 @@ from actors.store import Store
 from .bodies import json_root
 from .codecs.nms import Urls
 from .codecs.notifications import parse_notifications
-from .errors import OmaError, service_error
+from .errors import OmaError, error_answer, service_error
 from .negotiation import JSON, json_bytes
 from .server import HEAD_LIMIT
 
@@ -285,11 +285,10 @@ class Connection:
             try:
                 body, url = await add_object(store_, urls, store, box, new)
             except OmaError as error:
-                return error.status, JSON_TYPE, json_bytes(error.body())
+                return error_answer(error, JSON)
             except Exception:  # as the app answers an error it did not expect
                 log.exception("creating an object in %s/%s failed", store, box)
-                failed = service_error(500, InternalServerError().name)
-                return failed.status, JSON_TYPE, json_bytes(failed.body())
+                return error_answer(service_error(500, InternalServerError().name), JSON)
             request.headers["location"] = url
             return 201, JSON_TYPE, json_bytes(body)
 

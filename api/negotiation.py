@@ -42,20 +42,24 @@ def render(body: dict[str, Any], fmt: str, *, status: int = 200,
     ``namespaces`` maps the root's prefix to its namespace (``{"nc": NC_NS}``); the root element
     is qualified, its children are not (as in the spec's examples).
     """
-    if fmt == JSON:
-        data = json_bytes(body)
-    else:
-        ((root, value),) = body.items()
-        ((prefix, namespace),) = namespaces.items()
-        nsmap: dict[str | None, str] = {prefix: namespace}
-        if types:
-            nsmap["xsi"] = "http://www.w3.org/2001/XMLSchema-instance"
-        element = build(f"{{{namespace}}}{root}", value, nsmap=nsmap, types=types)
-        data = to_xml_bytes(element)
+    data = encode(body, fmt, namespaces=namespaces, types=types)
     response = Response(data, status=status, content_type=f"{fmt}; charset=utf-8")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def encode(body: dict[str, Any], fmt: str, *, namespaces: dict[str, str],
+           types: dict[str, str] | None = None) -> bytes:
+    """The bytes of a response body in ``fmt`` (see :func:`render`)."""
+    if fmt == JSON:
+        return json_bytes(body)
+    ((root, value),) = body.items()
+    ((prefix, namespace),) = namespaces.items()
+    nsmap: dict[str | None, str] = {prefix: namespace}
+    if types:
+        nsmap["xsi"] = "http://www.w3.org/2001/XMLSchema-instance"
+    return to_xml_bytes(build(f"{{{namespace}}}{root}", value, nsmap=nsmap, types=types))
 
 
 def json_bytes(body: Any) -> bytes:
@@ -83,4 +87,4 @@ def decode_json(data: bytes) -> Any:
 
 
 __all__ = ["FORM", "JSON", "XML", "NotAcceptable", "body_format", "choose_format", "decode_json",
-           "json_bytes", "render"]
+           "encode", "json_bytes", "render"]
