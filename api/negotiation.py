@@ -7,6 +7,7 @@ from typing import Any
 
 from quart import Response, request
 
+from .codecs import dump_json
 from .codecs.xml import build, to_xml_bytes
 
 JSON = "application/json"
@@ -64,7 +65,7 @@ def encode(body: dict[str, Any], fmt: str, *, namespaces: dict[str, str],
 
 def json_bytes(body: Any) -> bytes:
     """A JSON response body, as every answer writes it."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return dump_json(body).encode()
 
 
 def body_format() -> str:

@@ -4,7 +4,6 @@ in the NMS spec's Appendix D."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -14,6 +13,7 @@ from actors.subscription import SubscriptionInfo, SubscriptionView
 from storage.nms import ItemState, Position
 from storage.search import to_json
 
+from . import dump_json
 from .xml import build, to_xml_bytes
 
 NMS_NS = "urn:oma:xml:rest:netapi:nms:1"
@@ -61,10 +61,6 @@ def event(urls: Urls, store: str, box: str, state: ItemState) -> dict[str, Any]:
                               "lastModSeq": state.last_mod_seq}}
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 #: encoded ``nmsEvent`` arrays kept for the subscriptions that report the same change
 EVENTS_CACHE = 64
 #: encoded ``link`` members, by subscription id (a subscription's link never changes)
@@ -104,15 +100,15 @@ class EventListEncoder:
         if encoded is None:
             if len(self._events) >= EVENTS_CACHE:
                 self._events.clear()
-            encoded = self._events[key] = _dump(
+            encoded = self._events[key] = dump_json(
                 [event(self.urls, info.store, info.box, e) for e in events])
         callback = "" if info.callback_data is None else (
-            ',"callbackData":' + _dump(info.callback_data))
+            ',"callbackData":' + dump_json(info.callback_data))
         link = self._links.get(info.id)
         if link is None:
             if len(self._links) >= LINKS_CACHE:
                 self._links.clear()
-            link = self._links[info.id] = _dump([{
+            link = self._links[info.id] = dump_json([{
                 "rel": "NmsSubscription",
                 "href": self.urls.subscription(info.store, info.box, info.id)}])
         return (f'{{"nmsEventList":{{"nmsEvent":{encoded}{callback},"index":{index},'

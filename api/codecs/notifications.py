@@ -13,6 +13,7 @@ from typing import Any
 
 from actors.channel import Notification
 
+from . import dump_json
 from .xml import XmlError, element_bytes, local_name, parse_element
 
 NC_NS = "urn:oma:xml:rest:netapi:notificationchannel:1"
@@ -25,24 +26,20 @@ class NotificationError(ValueError):
     """A callback body that holds no usable notification."""
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def notifications_from_json(value: Any) -> list[Notification]:
     """Each root of a JSON body (or each item of its ``notificationList``), encoded once."""
     if not isinstance(value, dict) or not value:
         raise NotificationError("a notification is a JSON object with one root member")
     if set(value) == {"notificationList"}:
         return _json_list_items(value["notificationList"])
-    return [Notification("json", _dump({root: body})) for root, body in value.items()]
+    return [Notification("json", dump_json({root: body})) for root, body in value.items()]
 
 
 def _json_list_items(items: Any) -> list[Notification]:
     if items is None:
         return []
     if isinstance(items, dict):  # one member per notification type; a list repeats it
-        return [Notification("json", _dump({root: one}))
+        return [Notification("json", dump_json({root: one}))
                 for root, body in items.items()
                 for one in (body if isinstance(body, list) else [body])]
     if isinstance(items, list) and all(isinstance(i, dict) and i for i in items):
@@ -104,7 +101,7 @@ class NotificationCodec:
             inner = "".join(f"<{k}>{v}</{k}>" for k, v in fields.items())
             return (f'<?xml version="1.0" encoding="UTF-8"?>'
                     f'<nc:{root} xmlns:nc="{NC_NS}">{inner}</nc:{root}>')
-        return _dump({root: fields})
+        return dump_json({root: fields})
 
 
 def client_message(text: str | bytes) -> tuple[str, str]:
