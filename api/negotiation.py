@@ -69,8 +69,12 @@ def json_bytes(body: Any) -> bytes:
 
 
 def body_format() -> str:
-    """The format of the request body, from ``Content-Type`` (``None`` if there is no body)."""
-    mimetype = request.mimetype
+    """The format of the request body, from ``Content-Type`` (``""`` if there is none)."""
+    return format_of(request.mimetype)
+
+
+def format_of(mimetype: str) -> str:
+    """JSON, XML or FORM for a body of this media type, else the media type itself."""
     if mimetype in (JSON,) or mimetype.endswith("+json"):
         return JSON
     if mimetype in (XML, "text/xml") or mimetype.endswith("+xml"):
@@ -88,4 +92,4 @@ def decode_json(data: bytes) -> Any:
 
 
 __all__ = ["FORM", "JSON", "XML", "NotAcceptable", "body_format", "choose_format", "decode_json",
-           "encode", "json_bytes", "render"]
+           "encode", "format_of", "json_bytes", "render"]

@@ -13,6 +13,7 @@ from typing import Any
 
 from actors.channel import Notification
 
+from ..negotiation import JSON, XML, decode_json, format_of
 from . import dump_json
 from .xml import XmlError, element_bytes, local_name, parse_element
 
@@ -58,13 +59,14 @@ def notifications_from_xml(data: bytes) -> list[Notification]:
 def parse_notifications(mimetype: str, data: bytes) -> list[Notification]:
     """The notifications of a callback body. Raises UnsupportedFormat for a Content-Type
     that is neither JSON nor XML, ValueError (XmlError, NotificationError) for a bad body."""
-    if mimetype == "application/json" or mimetype.endswith("+json"):
+    fmt = format_of(mimetype)
+    if fmt == JSON:
         try:
-            value = json.loads(data)
-        except (UnicodeDecodeError, ValueError) as error:
-            raise NotificationError(f"malformed JSON: {error}") from None
+            value = decode_json(data)
+        except ValueError as error:
+            raise NotificationError(str(error)) from None
         return notifications_from_json(value)
-    if mimetype in ("application/xml", "text/xml") or mimetype.endswith("+xml"):
+    if fmt == XML:
         return notifications_from_xml(data)
     raise UnsupportedFormat(mimetype)
 
