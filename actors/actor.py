@@ -69,6 +69,13 @@ class ActorState(enum.Enum):
     FAILED = "failed"
 
 
+def queued(channel: trio.MemorySendChannel[Any]) -> int:
+    """Items waiting in a memory channel's buffer. Read from trio's own queue (a private
+    attribute, read here only): ``statistics()`` builds an object, and the hot path asks this
+    once per delivery."""
+    return len(channel._state.data)
+
+
 @dataclass(frozen=True, eq=False)
 class Reply(Generic[T]):
     """The answer slot carried by a request message. Exactly one answer is kept."""
@@ -198,9 +205,7 @@ class Actor:
         """Running, not inside a handler and nothing in the mailbox: a synchronous fast path
         may act on this actor's state now without overtaking a queued message (trio runs one
         task at a time, so nothing else runs until the caller's next ``await``)."""
-        # the queue itself, not statistics(): this runs once per delivery on the hot path
-        return (self.state is ActorState.RUNNING and not self.busy
-                and not self._send._state.data)
+        return self.state is ActorState.RUNNING and not self.busy and not queued(self._send)
 
     # -- life ------------------------------------------------------------------------------
     async def on_start(self) -> None:

@@ -33,7 +33,7 @@ from storage import Subscription as SubscriptionRow
 from storage.nms import RESET, Committed, ItemState, Position, changes_between, position
 from storage.search import Criteria, matches
 
-from .actor import Actor, ActorRef, ActorState, Reply, UnexpectedMessage
+from .actor import Actor, ActorRef, ActorState, Reply, UnexpectedMessage, queued
 from .storage import run_job
 from .supervisor import ChildSpec, Restart, Supervisor
 
@@ -290,7 +290,7 @@ class SubscriptionActor(Actor):
     @property
     def undelivered(self) -> int:
         """Event lists queued for the notifyURL and not yet accepted by it."""
-        return len(self._out_send._state.data)  # (hot path: no statistics object)
+        return queued(self._out_send)
 
     def view(self) -> SubscriptionView:
         remaining = max(0, math.ceil(self.expires_at - trio.current_time()))
