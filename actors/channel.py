@@ -49,8 +49,6 @@ CLOSE_UNANSWERED = 4003
 CLOSE_SLOW = 4004
 CLOSE_RESTARTED = 1011
 CLOSE_GOING_AWAY = 1001
-#: frames a connection may have waiting before it counts as too slow and is dropped
-OUTBOX_CAPACITY = 8
 
 
 @dataclass(frozen=True)
@@ -114,12 +112,6 @@ class PollReplaced(Exception):
     """A newer long poll took over this one (SVC1012)."""
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    text: str
-    batch: bool
-
-
 _session_ids = itertools.count(1)
 
 
@@ -127,24 +119,16 @@ _session_ids = itertools.count(1)
 class Session:
     """One WebSocket connection as its channel sees it."""
 
-    fmt: str = "json"
-    #: set by a connection that writes synchronously (see :meth:`ChannelActor._send_frame`):
+    #: the connection writes a frame synchronously (see :meth:`ChannelActor._send_frame`):
     #: ``write_now(text, batch)`` is True when the frame is on the wire already, False when
     #: the rest waits for the connection's writer (which reports a batch with ``sent``); it
     #: raises ``trio.WouldBlock`` for a client too slow and ``trio.BrokenResourceError``.
-    #: Without it, frames go through ``outbox`` and the writer reports every batch.
-    write_now: Callable[[str, bool], bool] | None = None
+    write_now: Callable[[str, bool], bool]
+    fmt: str = "json"
     id: int = field(default_factory=lambda: next(_session_ids))
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     close_code: int | None = None
     close_reason: str = ""
-    #: frames for a connection without ``write_now`` (its writer reads ``frames``)
-    outbox: trio.MemorySendChannel[Outgoing] = field(init=False, repr=False)
-    frames: trio.MemoryReceiveChannel[Outgoing] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.write_now is None:  # (a connection that writes directly needs no outbox)
-            self.outbox, self.frames = trio.open_memory_channel[Outgoing](OUTBOX_CAPACITY)
 
     def close(self, code: int, reason: str) -> None:
         """Ask the connection to close with ``code`` (its tasks are cancelled)."""
@@ -368,7 +352,7 @@ class ChannelActor(Actor):
             while self.queue and self.in_flight is None and self.session is session:
                 batch = self._take()
                 self.in_flight = batch
-                if self._send_frame(session, Outgoing(self.codec.batch(batch), batch=True)):
+                if self._send_frame(session, self.codec.batch(batch), batch=True):
                     self._sent(session)  # written straight to the socket: the next one
 
     def _take(self) -> list[Notification]:
@@ -380,14 +364,12 @@ class ChannelActor(Actor):
         return batch
 
     def _send_control(self, session: Session, text: str) -> None:
-        self._send_frame(session, Outgoing(text, batch=False))
+        self._send_frame(session, text, batch=False)
 
-    def _send_frame(self, session: Session, frame: Outgoing) -> bool:
-        """Hand ``frame`` to the connection; True if it is written already."""
+    def _send_frame(self, session: Session, text: str, *, batch: bool) -> bool:
+        """Write a frame to the connection; True if it is on the wire already."""
         try:
-            if session.write_now is not None:
-                return session.write_now(frame.text, frame.batch)
-            session.outbox.send_nowait(frame)
+            return session.write_now(text, batch)
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             if session is self.session:
                 self._detach()

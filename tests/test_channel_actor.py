@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from actors import ActorStopped, ChildSpec, Registry, Reply, Supervisor
 from actors.channel import (
     CLOSE_EXPIRED,
     CLOSE_REPLACED,
+    CLOSE_SLOW,
     CLOSE_UNANSWERED,
     Attach,
     ChannelActor,
@@ -79,8 +81,37 @@ def numbers(frame: str) -> list[int]:
     return [i["chat"]["n"] for i in (items if isinstance(items, list) else [items])]
 
 
-async def attach(actor: ChannelActor) -> Session:
-    session = Session()
+class Connection:
+    """A WebSocket as the channel sees one (api.channel_socket): it takes each frame and
+    confirms a batch only when the test says so (``Sent``); ``slow`` makes it refuse."""
+
+    def __init__(self) -> None:
+        self.send, self.frames = trio.open_memory_channel[str](math.inf)
+        self.slow = False
+
+    def write_now(self, text: str, batch: bool) -> bool:
+        if self.slow:
+            raise trio.WouldBlock
+        self.send.send_nowait(text)
+        return False  # written by the connection's writer later
+
+
+_connections: dict[int, Connection] = {}
+
+
+def session_of(connection: Connection) -> Session:
+    session = Session(write_now=connection.write_now)
+    _connections[session.id] = connection
+    return session
+
+
+async def next_frame(session: Session) -> str:
+    """The next frame the channel wrote to this session's connection."""
+    return await _connections[session.id].frames.receive()
+
+
+async def attach(actor: ChannelActor, connection: Connection | None = None) -> Session:
+    session = session_of(connection or Connection())
     await actor.ref.ask(lambda r: Attach(session, r))
     return session
 
@@ -160,9 +191,9 @@ async def test_an_unanswered_server_conn_check_closes_the_connection(harness, au
     actor = await harness.channel(lifetime=7200)
     t0 = trio.current_time()
     session = await attach(actor)
-    check = await session.frames.receive()
+    check = await next_frame(session)
     assert trio.current_time() == t0 + 60
-    assert json.loads(check.text) == {"connCheck": {"checkInterval": "60",
+    assert json.loads(check) == {"connCheck": {"checkInterval": "60",
                                                     "newChannelLifetime": "7200"}}
     await trio.sleep_until(t0 + 120)
     await trio.testing.wait_all_tasks_blocked()
@@ -174,12 +205,12 @@ async def test_a_conn_ack_keeps_the_connection_and_resets_the_lifetime(harness, 
     actor = await harness.channel(lifetime=100)
     t0 = trio.current_time()
     session = await attach(actor)
-    await session.frames.receive()  # connCheck at t0+60
+    await next_frame(session)  # connCheck at t0+60
     await actor.ref.tell(ClientConnAck(session))
     assert (await actor.ref.ask(Describe)).remaining == 100
-    second = await session.frames.receive()
+    second = await next_frame(session)
     assert trio.current_time() == t0 + 120
-    assert json.loads(second.text)["connCheck"]["checkInterval"] == "60"
+    assert json.loads(second)["connCheck"]["checkInterval"] == "60"
     assert session.close_code is None
 
 
@@ -188,8 +219,8 @@ async def test_a_client_conn_check_is_acked_with_the_lifetime_reset(harness, aut
     session = await attach(actor)
     await trio.sleep(40)
     await actor.ref.tell(ClientConnCheck(session))
-    ack = await session.frames.receive()
-    assert json.loads(ack.text) == {"connAck": {"channelLifetime": "300"}}
+    ack = await next_frame(session)
+    assert json.loads(ack) == {"connAck": {"channelLifetime": "300"}}
     assert (await actor.ref.ask(Describe)).remaining == 300
 
 
@@ -197,29 +228,29 @@ async def test_takeover_closes_the_old_one_and_resends_its_unsent_batch(harness,
     actor = await harness.channel()
     first = await attach(actor)
     actor.offer([note(1), note(2)])
-    in_flight = await first.frames.receive()
-    assert numbers(in_flight.text) == [1, 2]
+    in_flight = await next_frame(first)
+    assert numbers(in_flight) == [1, 2]
     second = await attach(actor)  # the first never confirmed its write
     assert first.close_code == CLOSE_REPLACED
-    assert numbers((await second.frames.receive()).text) == [1, 2]
+    assert numbers(await next_frame(second)) == [1, 2]
     await actor.ref.tell(Sent(first))  # a late confirmation from the old one changes nothing
     await actor.ref.tell(Sent(second))
     actor.offer([note(3)])
-    assert numbers((await second.frames.receive()).text) == [3]
+    assert numbers(await next_frame(second)) == [3]
 
 
 async def test_a_failed_write_goes_back_to_the_head_of_the_queue(harness, autojump_clock):
     actor = await harness.channel(max_notifications=2)
     session = await attach(actor)
     actor.offer([note(1), note(2), note(3)])
-    assert numbers((await session.frames.receive()).text) == [1, 2]
+    assert numbers(await next_frame(session)) == [1, 2]
     await actor.ref.tell(Detach(session))  # the connection broke mid-write
     actor.offer([note(4)])
     again = await attach(actor)
     got = []
     for _ in range(2):
-        frame = await again.frames.receive()
-        got += numbers(frame.text)
+        frame = await next_frame(again)
+        got += numbers(frame)
         await actor.ref.tell(Sent(again))
     assert got == [1, 2, 3, 4]
     await trio.testing.wait_all_tasks_blocked()
@@ -230,15 +261,15 @@ async def test_a_crashed_channel_restarts_with_its_queue(harness, autojump_clock
     actor = await harness.channel()
     session = await attach(actor)
     actor.offer([note(1)])
-    await session.frames.receive()  # in flight, not confirmed
+    await next_frame(session)  # in flight, not confirmed
     actor.offer([note(2)])
     await actor.ref.tell("not a channel message")  # crashes this incarnation
     await trio.sleep(1)
     assert actor.stats.restarts == 1
     assert session.close_code == 1011
     again = await attach(actor)
-    frame = await again.frames.receive()
-    assert numbers(frame.text) == [1, 2]
+    frame = await next_frame(again)
+    assert numbers(frame) == [1, 2]
 
 
 async def test_a_deleted_channel_answers_nothing_more(harness, autojump_clock):
@@ -274,9 +305,22 @@ async def test_an_attach_whose_connection_gave_up_is_not_kept(harness, autojump_
     actor.offer([note(1)])
     send, receive = trio.open_memory_channel(1)
     receive.close()  # the connection stopped waiting for its answer
-    await actor.ref.tell(Attach(Session(), Reply(send)))
+    await actor.ref.tell(Attach(session_of(Connection()), Reply(send)))
     await trio.testing.wait_all_tasks_blocked()
     assert actor.session is None
     assert actor.in_flight is None
     again = await attach(actor)
-    assert numbers((await again.frames.receive()).text) == [1]
+    assert numbers(await next_frame(again)) == [1]
+
+
+async def test_a_client_too_slow_is_closed_with_4004_and_loses_nothing(harness, autojump_clock):
+    actor = await harness.channel()
+    connection = Connection()
+    session = await attach(actor, connection)
+    connection.slow = True  # more than the backlog limit unread
+    actor.offer([note(1)])
+    await trio.testing.wait_all_tasks_blocked()
+    assert session.close_code == CLOSE_SLOW
+    assert actor.session is None
+    again = await attach(actor)
+    assert numbers(await next_frame(again)) == [1]
