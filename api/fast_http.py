@@ -38,10 +38,12 @@ from actors.router import Router
 from actors.store import Store
 
 from .bodies import json_root
+from .channels import poll_answer
 from .codecs.nms import Urls
 from .codecs.notifications import parse_notifications
 from .errors import OmaError, error_answer, service_error
 from .negotiation import JSON, json_bytes
+from .nms import add_object, new_object
 from .server import HEAD_LIMIT
 
 log = logging.getLogger("tidings.http")
@@ -249,9 +251,6 @@ class Connection:
                 or request.accept.strip() not in JSON_ACCEPTS
                 or request.body.strip() not in EMPTY_POLL_BODIES):
             return None
-        from .channels import poll_answer
-        from .negotiation import JSON
-
         async def wait() -> tuple[int, str, bytes]:
             # watch the connection while waiting: a client that leaves cancels its poll (the
             # channel then keeps what it would have answered)
@@ -274,8 +273,6 @@ class Connection:
         store, box = (unquote(part.decode("ascii")) for part in raw)
         if "/" in store or "/" in box:
             return None  # not this route once decoded
-        from .nms import add_object, new_object
-
         try:
             new = new_object(json_root(request.body, "object"), urls.box(store, box))
         except OmaError:
